@@ -1,0 +1,1 @@
+"""People: user accounts, roles with data scopes, login security and API tokens."""

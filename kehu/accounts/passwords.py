@@ -1,0 +1,71 @@
+"""Password rules (MLPS level 3): length, character classes, no username inside."""
+
+from __future__ import annotations
+
+import string
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+
+def character_classes(password: str) -> int:
+    classes = [
+        any(c in string.ascii_lowercase for c in password),
+        any(c in string.ascii_uppercase for c in password),
+        any(c.isdigit() for c in password),
+        any(not c.isalnum() for c in password),
+    ]
+    return sum(classes)
+
+
+class ComplexityValidator:
+    def __init__(self, min_length: int = 8, min_classes: int = 3):
+        self.min_length = min_length
+        self.min_classes = min_classes
+
+    def validate(self, password: str, user=None) -> None:
+        errors = []
+        if len(password) < self.min_length:
+            errors.append(
+                ValidationError(
+                    ngettext(
+                        "The password must be at least %(min)d character long.",
+                        "The password must be at least %(min)d characters long.",
+                        self.min_length,
+                    )
+                    % {"min": self.min_length},
+                    code="password_too_short",
+                )
+            )
+        if character_classes(password) < self.min_classes:
+            errors.append(
+                ValidationError(
+                    _(
+                        "The password must mix at least %(n)d of: lower-case letters, upper-case letters, "
+                        "digits, symbols."
+                    )
+                    % {"n": self.min_classes},
+                    code="password_too_simple",
+                )
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def get_help_text(self) -> str:
+        return _(
+            "At least %(min)d characters, mixing at least %(n)d of: lower-case letters, upper-case letters, "
+            "digits, symbols."
+        ) % {"min": self.min_length, "n": self.min_classes}
+
+
+class NotContainingUsernameValidator:
+    def validate(self, password: str, user=None) -> None:
+        username = getattr(user, "username", "") or ""
+        if username and username.lower() in password.lower():
+            raise ValidationError(
+                _("The password must not contain the username."), code="password_has_username"
+            )
+
+    def get_help_text(self) -> str:
+        return _("The password must not contain your username.")

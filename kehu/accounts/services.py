@@ -1,0 +1,435 @@
+"""Writes for people: accounts, roles, passwords, logins and API tokens. Every write is audited."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from kehu.accounts.models import ApiToken, Language, RoleAssignment, User
+from kehu.accounts.roles import ADMIN_ROLES, DEFAULT_SCOPE, Capability, ManagerGrade, Role
+from kehu.audit.models import Outcome
+from kehu.audit.services import audit_record, diff, snapshot
+from kehu.core.errors import NotAllowed, ServiceError, require
+from kehu.core.scoping import DataScope
+
+USER_EDITABLE_FIELDS = ("full_name", "unit", "position", "manager_grade", "phone", "email", "language")
+
+
+# ---------------------------------------------------------------- passwords
+
+
+def _validate_password(password: str, user: User) -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ServiceError(" ".join(exc.messages), field="password", code="weak_password") from None
+
+
+def password_expired(user: User, now: datetime | None = None) -> bool:
+    if user.must_change_password or user.password_changed_at is None:
+        return True
+    max_age = settings.KEHU_PASSWORD_MAX_AGE_DAYS
+    return bool(max_age) and user.password_changed_at + timedelta(days=max_age) <= (now or timezone.now())
+
+
+def password_change(*, acting_user: User, old_password: str, new_password: str) -> None:
+    """A user changes their own password (also the forced change at first login and on expiry)."""
+    if not acting_user.check_password(old_password):
+        raise ServiceError(_("The current password is not correct."), field="old_password")
+    if old_password == new_password:
+        raise ServiceError(_("The new password must differ from the current one."), field="new_password")
+    _validate_password(new_password, acting_user)
+    with transaction.atomic():
+        acting_user.set_password(new_password)
+        acting_user.must_change_password = False
+        acting_user.password_changed_at = timezone.now()
+        acting_user.save(update_fields=["password", "must_change_password", "password_changed_at"])
+        audit_record(actor=acting_user, action="auth.password_change", obj=acting_user)
+
+
+def user_password_reset(*, acting_user: User, user: User, new_password: str) -> None:
+    """The security administrator sets a temporary password; the user must change it at next login."""
+    require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator resets passwords."))
+    _validate_password(new_password, user)
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.must_change_password = True
+        user.password_changed_at = timezone.now()
+        user.failed_login_count = 0
+        user.locked_until = None
+        user.save(update_fields=["password", "must_change_password", "password_changed_at",
+                                 "failed_login_count", "locked_until"])  # fmt: skip
+        audit_record(actor=acting_user, action="user.password_reset", obj=user)
+
+
+# ---------------------------------------------------------------- login
+
+
+class LoginFailed(Exception):
+    def __init__(self, code: str, message: str, locked_until: datetime | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.locked_until = locked_until
+
+
+def _locked_message(until: datetime) -> str:
+    local = timezone.localtime(until)
+    return _("Too many failed attempts: the account is locked until %(time)s.") % {
+        "time": local.strftime("%H:%M")
+    }
+
+
+def login_check(*, username: str, password: str, channel: str = "web") -> User:
+    """Check a username and password, count failures and lock the account after too many.
+
+    Returns the user on success; raises LoginFailed otherwise. The failure counter and the audit
+    rows are committed whether or not the login succeeds.
+    """
+    invalid = _("The username or password is not correct.")
+    failure: LoginFailed | None = None
+    now = timezone.now()
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(username=username).first()
+        if user is None:
+            User(username=username).set_password(password)  # same work as a real check: no user enumeration
+            audit_record(actor=None, actor_username=username, action="auth.login_failed",
+                         outcome=Outcome.FAILURE, extra={"reason": "unknown user", "channel": channel})  # fmt: skip
+            failure = LoginFailed("invalid", invalid)
+        elif user.is_locked(now):
+            audit_record(actor=user, action="auth.login_failed", obj=user, outcome=Outcome.DENIED,
+                         extra={"reason": "locked", "channel": channel})  # fmt: skip
+            failure = LoginFailed("locked", _locked_message(user.locked_until), user.locked_until)
+        elif not user.check_password(password):
+            user.failed_login_count += 1
+            reason = {
+                "reason": "wrong password",
+                "consecutive_failures": user.failed_login_count,
+                "channel": channel,
+            }
+            audit_record(
+                actor=user, action="auth.login_failed", obj=user, outcome=Outcome.FAILURE, extra=reason
+            )
+            if user.failed_login_count >= settings.KEHU_LOCKOUT_THRESHOLD:
+                user.locked_until = now + timedelta(minutes=settings.KEHU_LOCKOUT_MINUTES)
+                user.failed_login_count = 0
+                audit_record(actor=user, action="auth.lockout", obj=user, outcome=Outcome.DENIED,
+                             extra={"locked_until": user.locked_until, "channel": channel})  # fmt: skip
+                failure = LoginFailed("locked", _locked_message(user.locked_until), user.locked_until)
+            else:
+                failure = LoginFailed("invalid", invalid)
+            user.save(update_fields=["failed_login_count", "locked_until"])
+        elif not user.is_active:
+            audit_record(actor=user, action="auth.login_failed", obj=user, outcome=Outcome.DENIED,
+                         extra={"reason": "inactive", "channel": channel})  # fmt: skip
+            failure = LoginFailed("invalid", invalid)
+        else:
+            user.failed_login_count = 0
+            user.locked_until = None
+            user.last_login = now
+            user.save(update_fields=["failed_login_count", "locked_until", "last_login"])
+            audit_record(actor=user, action="auth.login", obj=user, extra={"channel": channel})
+    if failure is not None:
+        raise failure
+    return user
+
+
+def logout_record(*, acting_user: User, reason: str = "user") -> None:
+    with transaction.atomic():
+        audit_record(actor=acting_user, action="auth.logout", obj=acting_user, extra={"reason": reason})
+
+
+def user_end_sessions(user: User) -> int:
+    """Delete every web session of the user. Sessions are few and short-lived, so a scan is cheap."""
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            session.delete()
+            ended += 1
+    return ended
+
+
+# ---------------------------------------------------------------- API tokens
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def api_token_issue(*, username: str, password: str) -> tuple[str, ApiToken]:
+    """Exchange a username and password for a bearer token; the same lockout applies as for the web."""
+    user = login_check(username=username, password=password, channel="api")
+    if password_expired(user):
+        raise LoginFailed("password_change_required", _("Change your password in the web interface first."))
+    raw = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user, digest=_digest(raw), prefix=raw[:8],
+            expires_at=timezone.now() + timedelta(hours=settings.KEHU_API_TOKEN_HOURS),
+        )  # fmt: skip
+        audit_record(actor=user, action="auth.token_issue", object_type="accounts.apitoken",
+                     object_id=token.pk, object_repr=f"{token.prefix}…")  # fmt: skip
+    return raw, token
+
+
+def api_token_user(raw: str) -> User | None:
+    """The active, unlocked user a bearer token belongs to, or None."""
+    if not raw:
+        return None
+    now = timezone.now()
+    token = (
+        ApiToken.objects.select_related("user", "user__unit")
+        .filter(digest=_digest(raw), revoked_at__isnull=True, expires_at__gt=now)
+        .first()
+    )
+    if token is None or not token.user.is_active or token.user.is_locked(now):
+        return None
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def api_tokens_revoke(user: User) -> int:
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# ---------------------------------------------------------------- accounts and roles
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    role: str
+    scope: str | None = None  # None: the role's default scope
+
+
+def _check_user_fields(fields: dict) -> None:
+    grade = fields.get("manager_grade", "")
+    if grade and grade not in ManagerGrade.values:
+        raise ServiceError(_("Unknown customer manager grade “%(g)s”.") % {"g": grade}, field="manager_grade")
+    lang = fields.get("language")
+    if lang is not None and lang not in Language.values:
+        raise ServiceError(_("Unknown language “%(l)s”.") % {"l": lang}, field="language")
+    unit = fields.get("unit")
+    if unit is not None and not unit.is_active:
+        raise ServiceError(_("The unit %(u)s is inactive.") % {"u": unit}, field="unit")
+
+
+def user_create(
+    *,
+    acting_user: User,
+    username: str,
+    full_name: str,
+    password: str,
+    unit=None,
+    position: str = "",
+    manager_grade: str = "",
+    phone: str = "",
+    email: str = "",
+    language: str = Language.ZH_HANS,
+    roles: list[RoleGrant] | tuple[RoleGrant, ...] = (),
+) -> User:
+    """Create an account with a temporary password that must be changed at first login."""
+    require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator creates accounts."))
+    username = (username or "").strip()
+    if not username:
+        raise ServiceError(_("A username is required."), field="username")
+    if not (full_name or "").strip():
+        raise ServiceError(_("A full name is required."), field="full_name")
+    fields = dict(full_name=full_name.strip(), unit=unit, position=position, manager_grade=manager_grade,
+                  phone=phone, email=email, language=language)  # fmt: skip
+    _check_user_fields(fields)
+    user = User(username=username, must_change_password=True, password_changed_at=timezone.now(), **fields)
+    _validate_password(password, user)
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+            audit_record(actor=acting_user, action="user.create", obj=user, changes=snapshot(user))
+            for grant in roles:
+                _role_grant(acting_user=acting_user, user=user, role=grant.role, scope=grant.scope)
+    except IntegrityError:
+        if User.objects.filter(username=username).exists():
+            raise ServiceError(
+                _("The username “%(u)s” is taken.") % {"u": username}, field="username"
+            ) from None
+        raise
+    return user
+
+
+def user_update(*, acting_user: User, user: User, **fields) -> User:
+    require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator edits accounts."))
+    unknown = set(fields) - set(USER_EDITABLE_FIELDS)
+    if unknown:
+        raise ServiceError(f"Not editable: {', '.join(sorted(unknown))}")
+    _check_user_fields(fields)
+    with transaction.atomic():
+        before = snapshot(user)
+        for name, value in fields.items():
+            setattr(user, name, value)
+        user.save()
+        changes = diff(before, snapshot(user))
+        if changes:
+            audit_record(actor=acting_user, action="user.update", obj=user, changes=changes)
+    return user
+
+
+def _active_security_admins_excluding(user: User) -> int:
+    return (
+        User.objects.filter(is_active=True, role_assignments__role=Role.SECURITY_ADMIN)
+        .exclude(pk=user.pk)
+        .count()
+    )
+
+
+def user_deactivate(*, acting_user: User, user: User, reason: str = "") -> User:
+    """Deactivate an account: its sessions end and its API tokens are revoked at once."""
+    require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator deactivates accounts."))
+    if user.pk == acting_user.pk:
+        raise ServiceError(_("You cannot deactivate your own account."))
+    if user.has_role(Role.SECURITY_ADMIN) and _active_security_admins_excluding(user) == 0:
+        raise ServiceError(_("This is the last active security administrator; appoint another first."))
+    with transaction.atomic():
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        ended = user_end_sessions(user)
+        revoked = api_tokens_revoke(user)
+        audit_record(actor=acting_user, action="user.deactivate", obj=user, changes={"is_active": [True, False]},
+                     extra={"reason": reason, "sessions_ended": ended, "tokens_revoked": revoked})  # fmt: skip
+    return user
+
+
+def user_reactivate(*, acting_user: User, user: User) -> User:
+    require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator reactivates accounts."))
+    with transaction.atomic():
+        user.is_active = True
+        user.failed_login_count = 0
+        user.locked_until = None
+        user.save(update_fields=["is_active", "failed_login_count", "locked_until"])
+        audit_record(
+            actor=acting_user, action="user.reactivate", obj=user, changes={"is_active": [False, True]}
+        )
+    return user
+
+
+def user_unlock(*, acting_user: User, user: User) -> User:
+    require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator unlocks accounts."))
+    with transaction.atomic():
+        user.failed_login_count = 0
+        user.locked_until = None
+        user.save(update_fields=["failed_login_count", "locked_until"])
+        audit_record(actor=acting_user, action="user.unlock", obj=user)
+    return user
+
+
+def _role_grant(*, acting_user: User, user: User, role: str, scope: str | None) -> RoleAssignment:
+    if role not in Role.values:
+        raise ServiceError(_("Unknown role “%(r)s”.") % {"r": role}, field="role")
+    if user.pk == acting_user.pk:
+        raise NotAllowed(_("Nobody may grant roles to themselves."))
+    if role in ADMIN_ROLES:
+        if scope:
+            raise ServiceError(_("Administrator roles carry no data scope."), field="scope")
+        scope = ""
+        held = user.role_names() & ADMIN_ROLES - {role}
+        if held:
+            raise ServiceError(
+                _("Separation of duties: %(user)s already holds %(held)s; no account may hold two "
+                  "administrator roles.") % {"user": user.username, "held": Role(next(iter(held))).label},
+                field="role", code="separation_of_duties",
+            )  # fmt: skip
+    else:
+        scope = scope or DEFAULT_SCOPE[role]
+        if scope not in DataScope.values:
+            raise ServiceError(_("Unknown data scope “%(s)s”.") % {"s": scope}, field="scope")
+        if scope in (DataScope.UNIT, DataScope.SUBTREE) and user.unit_id is None:
+            raise ServiceError(
+                _("A unit-based data scope needs the person to belong to a unit."), field="scope"
+            )
+    try:
+        with transaction.atomic():
+            assignment, created = RoleAssignment.objects.get_or_create(
+                user=user, role=role, defaults={"scope": scope, "granted_by": acting_user}
+            )
+            if not created and assignment.scope != scope:
+                old = assignment.scope
+                assignment.scope = scope
+                assignment.granted_by = acting_user
+                assignment.save(update_fields=["scope", "granted_by"])
+                audit_record(actor=acting_user, action="role.change_scope", obj=user,
+                             changes={"role": role, "scope": [old, scope]})  # fmt: skip
+            elif created:
+                audit_record(actor=acting_user, action="role.grant", obj=user,
+                             changes={"role": role, "scope": scope})  # fmt: skip
+    except IntegrityError:
+        raise ServiceError(
+            _("Separation of duties: no account may hold two administrator roles."), field="role",
+            code="separation_of_duties",
+        ) from None  # fmt: skip
+    user.forget_roles()
+    return assignment
+
+
+def role_grant(*, acting_user: User, user: User, role: str, scope: str | None = None) -> RoleAssignment:
+    """Give a user a role with a data scope (default: the role's usual scope)."""
+    require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator grants roles."))
+    with transaction.atomic():
+        return _role_grant(acting_user=acting_user, user=user, role=role, scope=scope)
+
+
+def role_revoke(*, acting_user: User, user: User, role: str) -> None:
+    require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator revokes roles."))
+    if user.pk == acting_user.pk:
+        raise NotAllowed(_("Nobody may change their own roles."))
+    if role == Role.SECURITY_ADMIN and _active_security_admins_excluding(user) == 0:
+        raise ServiceError(_("This is the last active security administrator; appoint another first."))
+    with transaction.atomic():
+        deleted, _rows = RoleAssignment.objects.filter(user=user, role=role).delete()
+        if deleted:
+            audit_record(actor=acting_user, action="role.revoke", obj=user, changes={"role": role})
+    user.forget_roles()
+
+
+def bootstrap_security_admin(*, username: str, full_name: str, password: str, unit=None) -> User:
+    """Create the first security administrator (``kehu createsuperuser``), who then creates everyone else.
+
+    Refused once any security administrator exists: later accounts are made by a security administrator.
+    """
+    if RoleAssignment.objects.filter(role=Role.SECURITY_ADMIN).exists():
+        raise ServiceError(_("A security administrator already exists; they create further accounts."))
+    user = User(username=username, full_name=full_name, unit=unit, must_change_password=True,
+                password_changed_at=timezone.now())  # fmt: skip
+    _validate_password(password, user)
+    user.set_password(password)
+    with transaction.atomic():
+        user.save()
+        RoleAssignment.objects.create(user=user, role=Role.SECURITY_ADMIN, scope="")
+        audit_record(
+            actor=None, actor_username="(setup)", action="user.create", obj=user, changes=snapshot(user)
+        )
+        audit_record(actor=None, actor_username="(setup)", action="role.grant", obj=user,
+                     changes={"role": Role.SECURITY_ADMIN, "scope": ""})  # fmt: skip
+    return user
+
+
+def user_set_language(*, acting_user: User, language: str) -> User:
+    """A user picks their own interface language."""
+    if language not in Language.values:
+        raise ServiceError(_("Unknown language “%(l)s”.") % {"l": language}, field="language")
+    if acting_user.language != language:
+        with transaction.atomic():
+            old = acting_user.language
+            acting_user.language = language
+            acting_user.save(update_fields=["language"])
+            audit_record(actor=acting_user, action="user.set_language", obj=acting_user,
+                         changes={"language": [old, language]})  # fmt: skip
+    return acting_user

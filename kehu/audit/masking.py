@@ -1,0 +1,47 @@
+"""Keeps secrets and personal identifiers out of the audit trail."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REDACTED = "[redacted]"
+_SECRET_NAMES = ("password", "token", "secret", "digest", "api_key", "otp")
+_ID_NUMBER_NAMES = ("id_number", "id_card", "identity", "passport")
+# Resident identity card numbers (GB 11643): 17 digits and a digit or X.
+_ID_CARD = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
+
+
+def mask_id_number(value: str) -> str:
+    value = str(value)
+    if len(value) <= 4:
+        return "*" * len(value)
+    return (
+        value[:3] + "*" * (len(value) - 7) + value[-4:]
+        if len(value) > 7
+        else "*" * (len(value) - 2) + value[-2:]
+    )
+
+
+def mask_text(value: str) -> str:
+    """Masks anything that looks like an ID card number inside free text."""
+    return _ID_CARD.sub(lambda m: m.group(1) + "********" + m.group(2), value)
+
+
+def mask_value(name: str, value: Any) -> Any:
+    lowered = name.lower()
+    if any(s in lowered for s in _SECRET_NAMES):
+        return REDACTED if value not in (None, "") else value
+    if any(s in lowered for s in _ID_NUMBER_NAMES) and value not in (None, ""):
+        return mask_id_number(value)
+    return mask_any(value)
+
+
+def mask_any(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_any(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""Cross-cutting building blocks: request context, data scoping, division codes, CLI glue."""

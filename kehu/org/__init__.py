@@ -1,0 +1,1 @@
+"""The organisation tree: units of any depth (province → city → area → station, or bureau → county → branch)."""

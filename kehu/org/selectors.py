@@ -1,0 +1,43 @@
+"""Reads of the organisation tree, always through the viewer's scope."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from kehu.org.models import Unit
+
+
+def unit_list(*, viewer, q: str = "", within: Unit | None = None, unit_type: str = "",
+              active: bool | None = None) -> QuerySet[Unit]:  # fmt: skip
+    qs = Unit.objects.visible_to(viewer).select_related("unit_type", "parent")
+    if within is not None:
+        qs = qs.subtree_of(within)
+    if q:
+        qs = qs.filter(Q(name__icontains=q) | Q(code__istartswith=q) | Q(division_code__startswith=q))
+    if unit_type:
+        qs = qs.filter(unit_type__code=unit_type)
+    if active is not None:
+        qs = qs.filter(is_active=active)
+    return qs.order_by("path")
+
+
+def unit_children(*, viewer, parent: Unit | None) -> QuerySet[Unit]:
+    """Visible children of ``parent`` (roots when None), with how many visible children each has."""
+    visible = Unit.objects.visible_to(viewer)
+    qs = visible.filter(parent=parent) if parent is not None else visible.filter(parent__isnull=True)
+    return (
+        qs.select_related("unit_type")
+        .annotate(child_count=Count("children", distinct=True), people_count=Count("people", distinct=True))
+        .order_by("unit_type__rank", "name")
+    )
+
+
+def unit_roots(*, viewer) -> list[Unit]:
+    """The top-most units the viewer sees: the tree browser starts here."""
+    visible = list(Unit.objects.visible_to(viewer).only("pk", "path", "parent_id").order_by("path"))
+    ids = {u.pk for u in visible}
+    return [u for u in visible if u.parent_id not in ids]
+
+
+def unit_breadcrumbs(*, viewer, unit: Unit) -> list[Unit]:
+    return list(Unit.objects.visible_to(viewer).ancestors_of(unit, include_self=True))
