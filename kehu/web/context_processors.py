@@ -1,2 +1,50 @@
+"""Template context shared by every page: the navigation the user's roles may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from kehu.accounts.roles import Capability
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str
+    url_name: str
+    capability: Capability | None  # None: every signed-in user
+
+
+NAVIGATION: tuple[NavItem, ...] = (
+    NavItem("home", _("Home"), "home", None),
+    NavItem("org", _("Organisation"), "org_tree", Capability.VIEW_ORG),
+    NavItem("people", _("People"), "people_list", Capability.VIEW_PEOPLE),
+    NavItem("audit", _("Audit trail"), "audit_list", Capability.READ_AUDIT),
+)
+
+
+def nav_items_for(user) -> list[dict]:
+    if user is None or not user.is_authenticated:
+        return []
+    caps = user.capabilities()
+    return [
+        {"key": item.key, "label": item.label, "url": reverse(item.url_name)}
+        for item in NAVIGATION
+        if item.capability is None or item.capability in caps
+    ]
+
+
 def navigation(request):
-    return {}
+    user = getattr(request, "user", None)
+    items = nav_items_for(user)
+    path = request.path
+    active = ""
+    for item in items:
+        if item["url"] != "/" and path.startswith(item["url"]):
+            active = item["key"]
+    if not active and path == "/":
+        active = "home"
+    return {"nav_items": items, "nav_active": active}
