@@ -23,6 +23,11 @@ def pytest_configure(config):
 
     # Hashing strength is not under test; speed is.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Production uses the hashed-manifest storage filled by collectstatic; tests serve straight from the apps.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture

@@ -102,10 +102,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "kehu.accounts.middleware.SessionSecurityMiddleware",
     "kehu.accounts.middleware.UserLanguageMiddleware",
     "kehu.accounts.middleware.PasswordChangeRequiredMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -171,6 +171,8 @@ KEHU_LOCKOUT_MINUTES = env_int("KEHU_LOCKOUT_MINUTES", 30)
 KEHU_SESSION_IDLE_MINUTES = env_int("KEHU_SESSION_IDLE_MINUTES", 30)
 KEHU_SESSION_MAX_HOURS = env_int("KEHU_SESSION_MAX_HOURS", 12)
 KEHU_API_TOKEN_HOURS = env_int("KEHU_API_TOKEN_HOURS", 12)
+# Key of the audit trail's hash chain; keep it stable for the life of the database (docs/decisions/0003).
+KEHU_AUDIT_KEY = os.environ.get("KEHU_AUDIT_KEY", "")
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = KEHU_SESSION_MAX_HOURS * 3600

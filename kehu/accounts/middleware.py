@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import translation
@@ -43,7 +45,13 @@ class SessionSecurityMiddleware:
                 messages.info(request, _("Your session has ended; please sign in again."))
                 if request.path.startswith("/api/"):
                     return self.get_response(request)
-                return redirect(f"{reverse('login')}?next={request.path}")
+                login_url = f"{reverse('login')}?{urlencode({'next': request.get_full_path()})}"
+                if request.headers.get("HX-Request"):
+                    # An htmx fragment request: make the browser load the login page, not swap it in.
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = login_url
+                    return response
+                return redirect(login_url)
             if now - last_seen >= LAST_SEEN_RESOLUTION:
                 request.session[SESSION_LAST_SEEN] = now
         return self.get_response(request)

@@ -276,7 +276,8 @@ def user_update(*, acting_user: User, user: User, **fields) -> User:
         before = snapshot(user)
         for name, value in fields.items():
             setattr(user, name, value)
-        user.save()
+        # Only the edited fields: a stale copy must not write back an old password, lock or activity flag.
+        user.save(update_fields=list(fields))
         changes = diff(before, snapshot(user))
         if changes:
             audit_record(actor=acting_user, action="user.update", obj=user, changes=changes)

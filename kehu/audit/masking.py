@@ -28,11 +28,34 @@ def mask_text(value: str) -> str:
     return _ID_CARD.sub(lambda m: m.group(1) + "********" + m.group(2), value)
 
 
+# Names about a secret that hold a time, a count or a flag, not the secret itself
+# (password_changed_at, tokens_revoked, must_change_password).
+_NOT_SECRET_SUFFIXES = ("_at", "_count", "_revoked", "_ended")
+
+
+def _is_flag(value: Any) -> bool:
+    if isinstance(value, list | tuple):  # a diff: [before, after]
+        return bool(value) and all(v is None or isinstance(v, bool) for v in value)
+    return isinstance(value, bool)
+
+
+def _is_secret(lowered: str, value: Any) -> bool:
+    return (
+        any(s in lowered for s in _SECRET_NAMES)
+        and not lowered.endswith(_NOT_SECRET_SUFFIXES)
+        and not _is_flag(value)
+    )
+
+
 def mask_value(name: str, value: Any) -> Any:
     lowered = name.lower()
-    if any(s in lowered for s in _SECRET_NAMES):
+    if _is_secret(lowered, value):
         return REDACTED if value not in (None, "") else value
     if any(s in lowered for s in _ID_NUMBER_NAMES) and value not in (None, ""):
+        if isinstance(value, list | tuple):  # {"id_number": [before, after]} keeps its shape
+            return [mask_value(name, v) for v in value]
+        if isinstance(value, dict):
+            return {k: mask_value(name, v) for k, v in value.items()}
         return mask_id_number(value)
     return mask_any(value)
 

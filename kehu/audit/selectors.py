@@ -90,7 +90,10 @@ def audit_chain_verify(*, batch_size: int = 5000) -> VerifyResult:
             prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
         start = batch[-1].seq
     head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.seq != last_seq or head.hash != prev_hash):
+    if head is None and last_seq:
+        # Writing the first event creates the head; without it, deleted newest events would go unnoticed.
+        result.problems.append("the chain head is missing (deleted)")
+    elif head is not None and (head.seq != last_seq or head.hash != prev_hash):
         if head.seq > last_seq:
             result.problems.append(f"the newest events #{last_seq + 1}..#{head.seq} are missing (deleted)")
         else:

@@ -89,7 +89,6 @@ def audit_record(
         object_repr = object_repr or str(obj)
     is_user = actor is not None and getattr(actor, "pk", None) is not None
     fields: dict[str, Any] = {
-        "at": timezone.now(),
         "actor_id": actor.pk if is_user else None,
         "actor_username": (actor.get_username() if is_user else actor_username)[:64],
         "ip": ctx.ip or "",
@@ -106,7 +105,12 @@ def audit_record(
     with transaction.atomic():
         head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:
-            head = AuditChainHead.objects.create(pk=1, seq=0, hash=GENESIS_HASH)
+            # The very first event: concurrent writers race to create the head. get_or_create lets the
+            # loser of the race use the winner's row instead of failing with an IntegrityError.
+            AuditChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
+            head = AuditChainHead.objects.select_for_update().get(pk=1)
+        # Stamped under the head's lock, so time order and sequence order agree.
+        fields["at"] = timezone.now()
         fields["seq"] = head.seq + 1
         fields["prev_hash"] = head.hash
         fields["hash"] = event_hash(fields)

@@ -22,14 +22,30 @@ def unit_list(*, viewer, q: str = "", within: Unit | None = None, unit_type: str
 
 
 def unit_children(*, viewer, parent: Unit | None) -> QuerySet[Unit]:
-    """Visible children of ``parent`` (roots when None), with how many visible children each has."""
+    """Visible children of ``parent`` (roots when None). Counts come from ``units_with_visible_counts``."""
     visible = Unit.objects.visible_to(viewer)
     qs = visible.filter(parent=parent) if parent is not None else visible.filter(parent__isnull=True)
-    return (
-        qs.select_related("unit_type")
-        .annotate(child_count=Count("children", distinct=True), people_count=Count("people", distinct=True))
-        .order_by("unit_type__rank", "name")
-    )
+    return qs.select_related("unit_type").order_by("unit_type__rank", "name")
+
+
+def units_with_visible_counts(*, viewer, units: list[Unit]) -> list[Unit]:
+    """Sets ``child_count`` and ``people_count`` to what the viewer may see: counts never reveal hidden units."""
+    from kehu.accounts.models import User
+
+    if not units:
+        return units
+    children = dict(
+        Unit.objects.visible_to(viewer).filter(parent__in=units).order_by()
+        .values_list("parent").annotate(n=Count("pk"))
+    )  # fmt: skip
+    people = dict(
+        User.objects.visible_to(viewer).filter(unit__in=units, is_active=True).order_by()
+        .values_list("unit").annotate(n=Count("pk"))
+    )  # fmt: skip
+    for unit in units:
+        unit.child_count = children.get(unit.pk, 0)
+        unit.people_count = people.get(unit.pk, 0)
+    return units
 
 
 def unit_roots(*, viewer) -> list[Unit]:

@@ -1,10 +1,24 @@
-from django.http import HttpResponse
-from django.urls import path
+from django.urls import include, path
+
+from kehu.web.views import auth, home, org
 
 urlpatterns = [
-    path("", lambda r: HttpResponse("home"), name="home"),
-    path("login/", lambda r: HttpResponse("login"), name="login"),
-    path("logout/", lambda r: HttpResponse("logout"), name="logout"),
-    path("password/", lambda r: HttpResponse("pw"), name="password_change"),
-    path("language/", lambda r: HttpResponse("lang"), name="set_language"),
+    path("", home.home_view, name="home"),
+    path("login/", auth.login_view, name="login"),
+    path("logout/", auth.logout_view, name="logout"),
+    path("password/", auth.password_change_view, name="password_change"),
+    path("language/", auth.set_language_view, name="set_language"),
+    # Organisation tree
+    path("org/", org.org_tree_view, name="org_tree"),
+    path("org/tree/<int:pk>/", org.org_tree_children_view, name="org_tree_children"),
+    path("org/units/add/", org.unit_create_view, name="unit_create_root"),
+    path("org/units/<int:pk>/", org.unit_detail_view, name="unit_detail"),
+    path("org/units/<int:pk>/add/", org.unit_create_view, name="unit_create"),
+    path("org/units/<int:pk>/edit/", org.unit_edit_view, name="unit_edit"),
+    path("org/units/<int:pk>/move/", org.unit_move_view, name="unit_move"),
+    path("org/units/<int:pk>/active/", org.unit_set_active_view, name="unit_set_active"),
+    path("org/units/<int:pk>/delete/", org.unit_delete_view, name="unit_delete"),
+    # People administration and the audit trail have their own URL modules.
+    path("people/", include("kehu.web.people_urls")),
+    path("audit/", include("kehu.web.audit_urls")),
 ]
