@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,8 +44,18 @@ def password_expired(user: User, now: datetime | None = None) -> bool:
 
 
 def password_change(*, acting_user: User, old_password: str, new_password: str) -> None:
-    """A user changes their own password (also the forced change at first login and on expiry)."""
+    """A user changes their own password (also the forced change at first login and on expiry).
+
+    A wrong current password counts towards the lockout like a failed login: a left-open session
+    must not become a way to guess the password.
+    """
     if not acting_user.check_password(old_password):
+        with transaction.atomic():
+            locked = _register_failure(
+                acting_user, now=timezone.now(), channel="web", reason="wrong current password"
+            )
+        if locked is not None:
+            raise ServiceError(locked.message, field="old_password", code="locked")
         raise ServiceError(_("The current password is not correct."), field="old_password")
     if old_password == new_password:
         raise ServiceError(_("The new password must differ from the current one."), field="new_password")
@@ -86,8 +97,27 @@ class LoginFailed(Exception):
 def _locked_message(until: datetime) -> str:
     local = timezone.localtime(until)
     return _("Too many failed attempts: the account is locked until %(time)s.") % {
-        "time": local.strftime("%H:%M")
+        "time": local.strftime("%Y-%m-%d %H:%M")
     }
+
+
+def _register_failure(user: User, *, now: datetime, channel: str, reason: str) -> LoginFailed | None:
+    """Count one failed password check and lock the account at the threshold (inside a transaction).
+
+    Returns the lockout as a LoginFailed when this failure locked the account, else None.
+    """
+    user.failed_login_count += 1
+    details = {"reason": reason, "consecutive_failures": user.failed_login_count, "channel": channel}
+    audit_record(actor=user, action="auth.login_failed", obj=user, outcome=Outcome.FAILURE, extra=details)
+    failure = None
+    if user.failed_login_count >= settings.KEHU_LOCKOUT_THRESHOLD:
+        user.locked_until = now + timedelta(minutes=settings.KEHU_LOCKOUT_MINUTES)
+        user.failed_login_count = 0
+        audit_record(actor=user, action="auth.lockout", obj=user, outcome=Outcome.DENIED,
+                     extra={"locked_until": user.locked_until, "channel": channel})  # fmt: skip
+        failure = LoginFailed("locked", _locked_message(user.locked_until), user.locked_until)
+    user.save(update_fields=["failed_login_count", "locked_until"])
+    return failure
 
 
 def login_check(*, username: str, password: str, channel: str = "web") -> User:
@@ -111,24 +141,8 @@ def login_check(*, username: str, password: str, channel: str = "web") -> User:
                          extra={"reason": "locked", "channel": channel})  # fmt: skip
             failure = LoginFailed("locked", _locked_message(user.locked_until), user.locked_until)
         elif not user.check_password(password):
-            user.failed_login_count += 1
-            reason = {
-                "reason": "wrong password",
-                "consecutive_failures": user.failed_login_count,
-                "channel": channel,
-            }
-            audit_record(
-                actor=user, action="auth.login_failed", obj=user, outcome=Outcome.FAILURE, extra=reason
-            )
-            if user.failed_login_count >= settings.KEHU_LOCKOUT_THRESHOLD:
-                user.locked_until = now + timedelta(minutes=settings.KEHU_LOCKOUT_MINUTES)
-                user.failed_login_count = 0
-                audit_record(actor=user, action="auth.lockout", obj=user, outcome=Outcome.DENIED,
-                             extra={"locked_until": user.locked_until, "channel": channel})  # fmt: skip
-                failure = LoginFailed("locked", _locked_message(user.locked_until), user.locked_until)
-            else:
-                failure = LoginFailed("invalid", invalid)
-            user.save(update_fields=["failed_login_count", "locked_until"])
+            failure = _register_failure(user, now=now, channel=channel, reason="wrong password")
+            failure = failure or LoginFailed("invalid", invalid)
         elif not user.is_active:
             audit_record(actor=user, action="auth.login_failed", obj=user, outcome=Outcome.DENIED,
                          extra={"reason": "inactive", "channel": channel})  # fmt: skip
@@ -170,6 +184,9 @@ def api_token_issue(*, username: str, password: str) -> tuple[str, ApiToken]:
     """Exchange a username and password for a bearer token; the same lockout applies as for the web."""
     user = login_check(username=username, password=password, channel="api")
     if password_expired(user):
+        with transaction.atomic():
+            audit_record(actor=user, action="auth.token_refused", obj=user, outcome=Outcome.DENIED,
+                         extra={"reason": "password change required", "channel": "api"})  # fmt: skip
         raise LoginFailed("password_change_required", _("Change your password in the web interface first."))
     raw = secrets.token_urlsafe(32)
     with transaction.atomic():
@@ -192,7 +209,12 @@ def api_token_user(raw: str) -> User | None:
         .filter(digest=_digest(raw), revoked_at__isnull=True, expires_at__gt=now)
         .first()
     )
-    if token is None or not token.user.is_active or token.user.is_locked(now):
+    if (
+        token is None
+        or not token.user.is_active
+        or token.user.is_locked(now)
+        or password_expired(token.user, now)
+    ):
         return None
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -212,7 +234,24 @@ class RoleGrant:
     scope: str | None = None  # None: the role's default scope
 
 
-def _check_user_fields(fields: dict) -> None:
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
+
+
+def _check_username(username: str) -> str:
+    username = (username or "").strip()
+    if not username:
+        raise ServiceError(_("A username is required."), field="username")
+    if not USERNAME_PATTERN.match(username):
+        raise ServiceError(
+            _(
+                "A username has 2 to 64 characters: letters, digits and . _ @ - (starting with a letter or digit)."
+            ),
+            field="username",
+        )
+    return username
+
+
+def _check_user_fields(fields: dict, current: User | None = None) -> None:
     grade = fields.get("manager_grade", "")
     if grade and grade not in ManagerGrade.values:
         raise ServiceError(_("Unknown customer manager grade “%(g)s”.") % {"g": grade}, field="manager_grade")
@@ -220,7 +259,8 @@ def _check_user_fields(fields: dict) -> None:
     if lang is not None and lang not in Language.values:
         raise ServiceError(_("Unknown language “%(l)s”.") % {"l": lang}, field="language")
     unit = fields.get("unit")
-    if unit is not None and not unit.is_active:
+    unchanged = current is not None and unit is not None and unit.pk == current.unit_id
+    if unit is not None and not unit.is_active and not unchanged:
         raise ServiceError(_("The unit %(u)s is inactive.") % {"u": unit}, field="unit")
 
 
@@ -229,7 +269,7 @@ def user_create(
     acting_user: User,
     username: str,
     full_name: str,
-    password: str,
+    password: str = "",
     unit=None,
     position: str = "",
     manager_grade: str = "",
@@ -237,20 +277,26 @@ def user_create(
     email: str = "",
     language: str = Language.ZH_HANS,
     roles: list[RoleGrant] | tuple[RoleGrant, ...] = (),
+    password_hash: str = "",
 ) -> User:
-    """Create an account with a temporary password that must be changed at first login."""
+    """Create an account with a temporary password that must be changed at first login.
+
+    ``password_hash`` is for loaders that create many accounts with one known password (the demo):
+    an already-hashed password (``make_password``) used instead of ``password``, so Argon2 runs once.
+    """
     require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator creates accounts."))
-    username = (username or "").strip()
-    if not username:
-        raise ServiceError(_("A username is required."), field="username")
+    username = _check_username(username)
     if not (full_name or "").strip():
         raise ServiceError(_("A full name is required."), field="full_name")
     fields = dict(full_name=full_name.strip(), unit=unit, position=position, manager_grade=manager_grade,
                   phone=phone, email=email, language=language)  # fmt: skip
     _check_user_fields(fields)
     user = User(username=username, must_change_password=True, password_changed_at=timezone.now(), **fields)
-    _validate_password(password, user)
-    user.set_password(password)
+    if password_hash:
+        user.password = password_hash
+    else:
+        _validate_password(password, user)
+        user.set_password(password)
     try:
         with transaction.atomic():
             user.save()
@@ -271,7 +317,7 @@ def user_update(*, acting_user: User, user: User, **fields) -> User:
     unknown = set(fields) - set(USER_EDITABLE_FIELDS)
     if unknown:
         raise ServiceError(f"Not editable: {', '.join(sorted(unknown))}")
-    _check_user_fields(fields)
+    _check_user_fields(fields, current=user)
     with transaction.atomic():
         before = snapshot(user)
         for name, value in fields.items():

@@ -25,16 +25,17 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.db.models import Q
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:  # pragma: no cover
     from kehu.accounts.models import User
 
 
 class DataScope(models.TextChoices):
-    OWN = "own", "own records"
-    UNIT = "unit", "own unit"
-    SUBTREE = "subtree", "unit subtree"
-    ALL = "all", "all"
+    OWN = "own", _("own records")
+    UNIT = "unit", _("own unit")
+    SUBTREE = "subtree", _("unit subtree")
+    ALL = "all", _("all")
 
 
 NOTHING = Q(pk__in=[])
@@ -65,10 +66,16 @@ def subtree_q(unit, *, prefix: str = "") -> Q:
     """Rows whose unit (reached through ``prefix``) is ``unit`` or lies below it.
 
     Units carry a materialised path of fixed-width digit segments, so a subtree is one index range
-    scan on both SQLite and PostgreSQL (see ``org.models.Unit``).
+    scan on both SQLite and PostgreSQL (see ``org.models.Unit``). For other models the range becomes
+    ``unit_id IN (SELECT id FROM org_unit WHERE path range)``: OR-ed with the other scopes it stays an
+    index lookup, where a join would push PostgreSQL into hashing whole tables.
     """
     low, high = unit.subtree_path_range()
-    return Q(**{_prefixed(prefix, "path__gte"): low, _prefixed(prefix, "path__lt"): high})
+    if not prefix:
+        return Q(path__gte=low, path__lt=high)
+    from kehu.org.models import Unit
+
+    return Q(**{f"{prefix}__in": Unit.objects.filter(path__gte=low, path__lt=high).values("pk")})
 
 
 def scope_q(model: type[models.Model], user: User | None) -> Q:

@@ -51,6 +51,8 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"user{n}")
     full_name = factory.Sequence(lambda n: f"员工{n}")
     unit = None
+    # Tests read English messages; tests about the Chinese interface set language="zh-hans" themselves.
+    language = "en"
     must_change_password = False
     password_changed_at = factory.LazyFunction(timezone.now)
     password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)

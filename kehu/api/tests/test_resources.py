@@ -33,7 +33,7 @@ def test_me(api_get, people):
     assert body["unit"] == {"id": people.head_a.unit_id, "code": "CA", "name": "济南分公司"}
     assert body["roles"] == [{"role": "unit_head", "scope": "subtree"}]
     assert "view_people" in body["capabilities"] and "manage_users" not in body["capabilities"]
-    assert body["language"] == "zh-hans"
+    assert body["language"] == people.alice.language
     assert {"position", "manager_grade"} <= body.keys()
     assert not SECRET_KEYS & body.keys()
 

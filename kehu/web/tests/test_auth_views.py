@@ -200,6 +200,8 @@ def test_password_change_errors_next_to_fields(login, people):
 
 
 def test_language_switch_signed_in_persists(login, people):
+    people.alice.language = "zh-hans"
+    people.alice.save(update_fields=["language"])
     client = login(people.alice)
     assert html_lang(client.get("/")) == "zh-CN"
     response = client.post("/language/", {"language": "en", "next": "/org/"})

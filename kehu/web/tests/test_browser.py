@@ -46,7 +46,7 @@ def sign_in(page, base_url, username):
 
 def test_login_home_language_and_phone_menu(browser, live_server, org, transactional_db):
     # A person with several roles, so the menu has several items to reach.
-    user = UserFactory(username="multi", full_name="王多岗", unit=org.city_a,
+    user = UserFactory(username="multi", full_name="王多岗", unit=org.city_a, language="zh-hans",
                        roles=[Role.UNIT_HEAD, Role.MARKET_MANAGER])  # fmt: skip
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
