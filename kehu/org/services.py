@@ -102,7 +102,8 @@ def unit_update(*, acting_user, unit: Unit, **fields) -> Unit:
         changes = diff(before, snapshot(unit))
         changes.pop("updated_at", None)
         if changes:
-            unit.save()
+            # Only the edited fields: a copy loaded before a move must not write its old path back.
+            unit.save(update_fields=[*fields, "updated_at"])
             audit_record(actor=acting_user, action="unit.update", obj=unit, changes=changes)
     return unit
 

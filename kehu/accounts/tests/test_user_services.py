@@ -27,8 +27,8 @@ from kehu.accounts.services import (
     user_unlock,
     user_update,
 )
-from kehu.audit.models import AuditEvent
 from kehu.audit.masking import REDACTED
+from kehu.audit.models import AuditEvent
 from kehu.core.errors import NotAllowed, ServiceError
 from kehu.core.scoping import DataScope
 
@@ -84,7 +84,9 @@ def test_create_makes_an_account_that_must_change_its_password(people):
 
 
 @pytest.mark.parametrize(
-    "password", ["short1A", "alllowercase", "Zhao#2026x", "P@ssw0rd"], ids=["short", "simple", "name", "common"]
+    "password",
+    ["short1A", "alllowercase", "Zhao#2026x", "P@ssw0rd"],
+    ids=["short", "simple", "name", "common"],
 )
 def test_create_applies_the_password_rules(people, password):
     with pytest.raises(ServiceError) as exc:
@@ -239,7 +241,9 @@ def test_deactivate_ends_sessions_and_revokes_tokens(people, password):
 def test_reactivate_clears_a_lock_and_is_audited(people, password):
     bob = User.objects.get(pk=people.bob.pk)
     user_deactivate(acting_user=people.secadmin, user=bob)
-    User.objects.filter(pk=bob.pk).update(failed_login_count=3, locked_until=timezone.now() + timedelta(hours=1))
+    User.objects.filter(pk=bob.pk).update(
+        failed_login_count=3, locked_until=timezone.now() + timedelta(hours=1)
+    )
     bob = User.objects.get(pk=bob.pk)
     user_reactivate(acting_user=people.secadmin, user=bob)
     bob.refresh_from_db()
@@ -249,7 +253,9 @@ def test_reactivate_clears_a_lock_and_is_audited(people, password):
 
 
 def test_unlock_is_audited(people, password):
-    User.objects.filter(pk=people.bob.pk).update(failed_login_count=0, locked_until=timezone.now() + timedelta(hours=1))
+    User.objects.filter(pk=people.bob.pk).update(
+        failed_login_count=0, locked_until=timezone.now() + timedelta(hours=1)
+    )
     bob = User.objects.get(pk=people.bob.pk)
     user_unlock(acting_user=people.secadmin, user=bob)
     assert User.objects.get(pk=bob.pk).locked_until is None
@@ -262,7 +268,9 @@ def test_unlock_is_audited(people, password):
 
 
 def test_password_reset_sets_a_temporary_password(people, password):
-    User.objects.filter(pk=people.bob.pk).update(failed_login_count=0, locked_until=timezone.now() + timedelta(hours=1))
+    User.objects.filter(pk=people.bob.pk).update(
+        failed_login_count=0, locked_until=timezone.now() + timedelta(hours=1)
+    )
     bob = User.objects.get(pk=people.bob.pk)
     with pytest.raises(ServiceError) as exc:
         user_password_reset(acting_user=people.secadmin, user=bob, new_password="Bob#2026xyz")
