@@ -120,6 +120,16 @@ def _register_failure(user: User, *, now: datetime, channel: str, reason: str) -
     return failure
 
 
+def _attempted_username_for_audit(username: str) -> str:
+    """An unknown username as the trail may keep it: people type passwords into the username box."""
+    if not USERNAME_PATTERN.match(username or ""):
+        return "(hidden: not a username)"
+    # Usernames mix lower-case letters, digits and . _ -; a capital together with a digit or "@" is a password.
+    if any(c.isupper() for c in username) and any(c.isdigit() or c == "@" for c in username):
+        return "(hidden: not a username)"
+    return username
+
+
 def login_check(*, username: str, password: str, channel: str = "web") -> User:
     """Check a username and password, count failures and lock the account after too many.
 
@@ -133,7 +143,9 @@ def login_check(*, username: str, password: str, channel: str = "web") -> User:
         user = User.objects.select_for_update().filter(username=username).first()
         if user is None:
             User(username=username).set_password(password)  # same work as a real check: no user enumeration
-            audit_record(actor=None, actor_username=username, action="auth.login_failed",
+            # A password typed into the username box must not land in the trail: only name-shaped input is kept.
+            attempted = _attempted_username_for_audit(username)
+            audit_record(actor=None, actor_username=attempted, action="auth.login_failed",
                          outcome=Outcome.FAILURE, extra={"reason": "unknown user", "channel": channel})  # fmt: skip
             failure = LoginFailed("invalid", invalid)
         elif user.is_locked(now):
@@ -330,12 +342,20 @@ def user_update(*, acting_user: User, user: User, **fields) -> User:
     return user
 
 
-def _active_security_admins_excluding(user: User) -> int:
-    return (
-        User.objects.filter(is_active=True, role_assignments__role=Role.SECURITY_ADMIN)
-        .exclude(pk=user.pk)
-        .count()
+def _guard_last_security_admin(user: User) -> None:
+    """Refuse to leave the system without an active security administrator. Call inside a transaction.
+
+    The security administrators' role rows are locked first, so two administrators removing each
+    other at the same moment are serialised and the second is refused.
+    """
+    list(RoleAssignment.objects.select_for_update().filter(role=Role.SECURITY_ADMIN).values_list("pk"))
+    if not RoleAssignment.objects.filter(user=user, role=Role.SECURITY_ADMIN).exists():
+        return
+    others = (
+        User.objects.filter(is_active=True, role_assignments__role=Role.SECURITY_ADMIN).exclude(pk=user.pk).count()
     )
+    if others == 0:
+        raise ServiceError(_("This is the last active security administrator; appoint another first."))
 
 
 def user_deactivate(*, acting_user: User, user: User, reason: str = "") -> User:
@@ -343,9 +363,8 @@ def user_deactivate(*, acting_user: User, user: User, reason: str = "") -> User:
     require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator deactivates accounts."))
     if user.pk == acting_user.pk:
         raise ServiceError(_("You cannot deactivate your own account."))
-    if user.has_role(Role.SECURITY_ADMIN) and _active_security_admins_excluding(user) == 0:
-        raise ServiceError(_("This is the last active security administrator; appoint another first."))
     with transaction.atomic():
+        _guard_last_security_admin(user)
         user.is_active = False
         user.save(update_fields=["is_active"])
         ended = user_end_sessions(user)
@@ -437,9 +456,9 @@ def role_revoke(*, acting_user: User, user: User, role: str) -> None:
     require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator revokes roles."))
     if user.pk == acting_user.pk:
         raise NotAllowed(_("Nobody may change their own roles."))
-    if role == Role.SECURITY_ADMIN and _active_security_admins_excluding(user) == 0:
-        raise ServiceError(_("This is the last active security administrator; appoint another first."))
     with transaction.atomic():
+        if role == Role.SECURITY_ADMIN:
+            _guard_last_security_admin(user)
         deleted, _rows = RoleAssignment.objects.filter(user=user, role=role).delete()
         if deleted:
             audit_record(actor=acting_user, action="role.revoke", obj=user, changes={"role": role})

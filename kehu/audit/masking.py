@@ -62,7 +62,8 @@ def mask_value(name: str, value: Any) -> Any:
 
 def mask_any(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_text(value)
+        # NUL cannot be stored in PostgreSQL text or jsonb; keep it visible rather than failing the write.
+        return mask_text(value.replace("\x00", "\\x00"))
     if isinstance(value, dict):
         return {k: mask_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 
 from kehu.accounts.roles import Capability
 from kehu.audit.models import AuditChainHead, AuditEvent
@@ -78,24 +79,30 @@ def audit_chain_verify(*, batch_size: int = 5000) -> VerifyResult:
             result.checked += 1
             if ev.seq != expected_seq:
                 result.problems.append(
-                    f"events #{expected_seq}..#{ev.seq - 1} are missing (deleted)"
+                    _("events #%(a)s..#%(b)s are missing (deleted)") % {"a": expected_seq, "b": ev.seq - 1}
                     if ev.seq > expected_seq
-                    else f"event #{ev.seq} is out of order"
+                    else _("event #%(n)s is out of order") % {"n": ev.seq}
                 )
             if ev.prev_hash != prev_hash:
-                result.problems.append(f"event #{ev.seq} does not link to the event before it")
+                result.problems.append(_("event #%(n)s does not link to the event before it") % {"n": ev.seq})
             fields = {f: getattr(ev, f) for f in HASHED_FIELDS}
             if event_hash(fields) != ev.hash:
-                result.problems.append(f"event #{ev.seq} ({ev.action}) was altered after it was written")
+                result.problems.append(
+                    _("event #%(n)s (%(action)s) was altered after it was written")
+                    % {"n": ev.seq, "action": ev.action}
+                )
             prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
         start = batch[-1].seq
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is None and last_seq:
         # Writing the first event creates the head; without it, deleted newest events would go unnoticed.
-        result.problems.append("the chain head is missing (deleted)")
+        result.problems.append(_("the chain head is missing (deleted)"))
     elif head is not None and (head.seq != last_seq or head.hash != prev_hash):
         if head.seq > last_seq:
-            result.problems.append(f"the newest events #{last_seq + 1}..#{head.seq} are missing (deleted)")
+            result.problems.append(
+                _("the newest events #%(a)s..#%(b)s are missing (deleted)")
+                % {"a": last_seq + 1, "b": head.seq}
+            )
         else:
-            result.problems.append("the chain head does not match the last event")
+            result.problems.append(_("the chain head does not match the last event"))
     return result

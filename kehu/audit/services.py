@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
-from kehu.audit.masking import mask_value
+from kehu.audit.masking import mask_any, mask_value
 from kehu.audit.models import AuditChainHead, AuditEvent, Outcome
 from kehu.core.context import current_context
 
@@ -97,7 +97,7 @@ def audit_record(
         "action": action,
         "object_type": object_type,
         "object_id": str(object_id if object_id is not None else "")[:64],
-        "object_repr": str(object_repr)[:200],
+        "object_repr": mask_any(str(object_repr))[:200],
         "outcome": str(outcome),
         "changes": _jsonable(mask_value("changes", changes or {})),
         "extra": _jsonable(mask_value("extra", extra or {})),
