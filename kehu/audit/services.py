@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +65,44 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: [before.get(k), after.get(k)] for k in keys if before.get(k) != after.get(k)}
 
 
+@dataclass
+class AuditEntry:
+    """One event for ``audit_record_many``; the fields mean what they mean for ``audit_record``."""
+
+    action: str
+    obj: models.Model | None = None
+    object_type: str = ""
+    object_id: Any = ""
+    object_repr: str = ""
+    changes: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+    outcome: str = Outcome.SUCCESS
+
+
+def _event_fields(*, actor, actor_username: str, entry: AuditEntry) -> dict[str, Any]:
+    ctx = current_context()
+    object_type, object_id, object_repr = entry.object_type, entry.object_id, entry.object_repr
+    if entry.obj is not None:
+        object_type = object_type or entry.obj._meta.label_lower
+        object_id = object_id or entry.obj.pk
+        object_repr = object_repr or str(entry.obj)
+    is_user = actor is not None and getattr(actor, "pk", None) is not None
+    return {
+        "actor_id": actor.pk if is_user else None,
+        "actor_username": (actor.get_username() if is_user else actor_username)[:64],
+        "ip": ctx.ip or "",
+        "user_agent": ctx.user_agent[:200],
+        "channel": ctx.channel,
+        "action": entry.action,
+        "object_type": object_type,
+        "object_id": str(object_id if object_id is not None else "")[:64],
+        "object_repr": mask_any(str(object_repr))[:200],
+        "outcome": str(entry.outcome),
+        "changes": _jsonable(mask_value("changes", entry.changes or {})),
+        "extra": _jsonable(mask_value("extra", entry.extra or {})),
+    }
+
+
 def audit_record(
     *,
     actor,
@@ -82,26 +121,20 @@ def audit_record(
     ``changes`` is {"field": [before, after]} for updates, or a snapshot for creates and deletes.
     Secrets and ID numbers are masked here whatever the caller passes.
     """
-    ctx = current_context()
-    if obj is not None:
-        object_type = object_type or obj._meta.label_lower
-        object_id = object_id or obj.pk
-        object_repr = object_repr or str(obj)
-    is_user = actor is not None and getattr(actor, "pk", None) is not None
-    fields: dict[str, Any] = {
-        "actor_id": actor.pk if is_user else None,
-        "actor_username": (actor.get_username() if is_user else actor_username)[:64],
-        "ip": ctx.ip or "",
-        "user_agent": ctx.user_agent[:200],
-        "channel": ctx.channel,
-        "action": action,
-        "object_type": object_type,
-        "object_id": str(object_id if object_id is not None else "")[:64],
-        "object_repr": mask_any(str(object_repr))[:200],
-        "outcome": str(outcome),
-        "changes": _jsonable(mask_value("changes", changes or {})),
-        "extra": _jsonable(mask_value("extra", extra or {})),
-    }
+    entry = AuditEntry(action=action, obj=obj, object_type=object_type, object_id=object_id,
+                       object_repr=object_repr, changes=changes, extra=extra, outcome=outcome)  # fmt: skip
+    return audit_record_many(actor=actor, entries=[entry], actor_username=actor_username)[0]
+
+
+def audit_record_many(*, actor, entries: list[AuditEntry], actor_username: str = "") -> list[AuditEvent]:
+    """Append several events by one actor in one step: one lock and one update of the chain head.
+
+    Bulk jobs (imports, the monthly close) use this. Updating the head row once per event inside one
+    long transaction makes PostgreSQL walk an ever longer chain of row versions; once per batch does not.
+    """
+    if not entries:
+        return []
+    rows = [_event_fields(actor=actor, actor_username=actor_username, entry=e) for e in entries]
     with transaction.atomic():
         head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:
@@ -110,10 +143,14 @@ def audit_record(
             AuditChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
             head = AuditChainHead.objects.select_for_update().get(pk=1)
         # Stamped under the head's lock, so time order and sequence order agree.
-        fields["at"] = timezone.now()
-        fields["seq"] = head.seq + 1
-        fields["prev_hash"] = head.hash
-        fields["hash"] = event_hash(fields)
-        event = AuditEvent.objects.create(**fields)
-        AuditChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
-    return event
+        now = timezone.now()
+        seq, prev_hash = head.seq, head.hash
+        events = []
+        for fields in rows:
+            seq += 1
+            fields.update(at=now, seq=seq, prev_hash=prev_hash)
+            fields["hash"] = prev_hash = event_hash(fields)
+            events.append(AuditEvent(**fields))
+        AuditEvent.objects.bulk_create(events, batch_size=1000)
+        AuditChainHead.objects.filter(pk=1).update(seq=seq, hash=prev_hash)
+    return events

@@ -61,6 +61,8 @@ def unit_create(*, acting_user, code: str, name: str, unit_type: UnitType, divis
     if not (name or "").strip():
         raise ServiceError(_("A unit name is required."), field="name")
     division_code = _check_division(division_code)
+    if parent is not None and not parent.is_active:
+        raise ServiceError(_("The parent unit %(u)s is inactive.") % {"u": parent.name}, field="parent")
     if parent is not None and parent.depth + 1 >= MAX_DEPTH:
         raise ServiceError(_("The tree may be at most %(n)d levels deep.") % {"n": MAX_DEPTH}, field="parent")
     if Unit.objects.filter(code=code).exists():
@@ -122,6 +124,10 @@ def unit_move(*, acting_user, unit: Unit, new_parent: Unit | None) -> Unit:
             if new_parent.pk == unit.pk or new_parent.is_descendant_of(unit):
                 raise ServiceError(
                     _("A unit cannot be moved under itself or its own sub-units."), field="parent"
+                )
+            if unit.is_active and not new_parent.is_active:
+                raise ServiceError(
+                    _("The parent unit %(u)s is inactive.") % {"u": new_parent.name}, field="parent"
                 )
         if (unit.parent_id or None) == (new_parent.pk if new_parent else None):
             return unit

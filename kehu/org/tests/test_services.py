@@ -283,3 +283,20 @@ def test_inactive_system_administrator_changes_nothing(people, org):
 def test_a_second_system_administrator_may(org, people):
     other = UserFactory(username="sys2", unit=org.province, roles=[Role.SYSTEM_ADMIN])
     assert create(people, org, acting_user=other).code == "A3"
+
+
+def test_no_active_unit_is_created_or_moved_under_an_inactive_parent(people, org):
+    from kehu.org.services import unit_create, unit_move, unit_set_active
+
+    sysadmin = people.sysadmin
+    unit_set_active(acting_user=sysadmin, unit=org.b1, active=False)
+    unit_set_active(acting_user=sysadmin, unit=org.city_b, active=False)
+    org.city_b.refresh_from_db()
+    with pytest.raises(ServiceError, match="inactive") as excinfo:
+        unit_create(acting_user=sysadmin, code="NEW", name="新站", unit_type=org.types.station,
+                    division_code="370202", parent=org.city_b)  # fmt: skip
+    assert excinfo.value.field == "parent"
+    with pytest.raises(ServiceError, match="inactive"):
+        unit_move(acting_user=sysadmin, unit=org.a2, new_parent=org.city_b)
+    org.a2.refresh_from_db()
+    assert org.a2.parent_id == org.city_a.pk
