@@ -151,3 +151,14 @@ class UnitSearchForm(forms.Form):
             attrs={"type": "search", "placeholder": _("Name, code or division code"), "autocomplete": "off"}
         ),
     )
+
+
+class UnitImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("File"),
+        help_text=_(
+            "CSV (UTF-8 or GBK) or XLSX with the columns code, name, type, parent_code, division_code."
+        ),
+    )
+    create_types = forms.BooleanField(label=_("Create unit types that do not exist yet"), required=False)
+    dry_run = forms.BooleanField(label=_("Only check the file, change nothing"), required=False)

@@ -11,6 +11,8 @@ urlpatterns = [
     # Organisation tree
     path("org/", org.org_tree_view, name="org_tree"),
     path("org/tree/<int:pk>/", org.org_tree_children_view, name="org_tree_children"),
+    path("org/export/", org.units_export_view, name="units_export"),
+    path("org/import/", org.units_import_view, name="units_import"),
     path("org/units/add/", org.unit_create_view, name="unit_create_root"),
     path("org/units/<int:pk>/", org.unit_detail_view, name="unit_detail"),
     path("org/units/<int:pk>/add/", org.unit_create_view, name="unit_create"),

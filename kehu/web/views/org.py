@@ -7,7 +7,9 @@ Style: fetch with ``get_visible_or_404`` (out of scope is a 404), call the servi
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -15,9 +17,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from kehu.accounts.roles import Capability
 from kehu.core.errors import NotAllowed, ServiceError
 from kehu.core.scoping import get_visible_or_404
+from kehu.org.exports import units_export
+from kehu.org.imports import units_import
 from kehu.org.models import Unit
 from kehu.org.services import unit_create, unit_delete, unit_move, unit_set_active, unit_update
-from kehu.web.forms import UnitFieldsForm, UnitMoveForm, UnitSearchForm, add_service_error
+from kehu.web.forms import UnitFieldsForm, UnitImportForm, UnitMoveForm, UnitSearchForm, add_service_error
 from kehu.web.selectors import org_search, org_tree_level, org_tree_start, unit_detail
 from kehu.web.views.common import capability_required, is_htmx
 
@@ -34,7 +38,12 @@ def _unit(request, pk: int) -> Unit:
 def org_tree_view(request):
     form = UnitSearchForm(request.GET or None)
     q = form.cleaned_data["q"].strip() if form.is_valid() else ""
-    context = {"form": form, "q": q, "can_manage": request.user.can(Capability.MANAGE_UNITS)}
+    context = {
+        "form": form,
+        "q": q,
+        "can_manage": request.user.can(Capability.MANAGE_UNITS),
+        "can_export": request.user.can(Capability.EXPORT_UNITS) or request.user.can(Capability.MANAGE_UNITS),
+    }
     if q:
         context["search"] = org_search(viewer=request.user, q=q)
     else:
@@ -164,3 +173,70 @@ def unit_delete_view(request, pk: int):
         messages.success(request, _("Unit %(unit)s deleted.") % {"unit": label})
         return redirect("unit_detail", pk=parent_id) if parent_id else redirect("org_tree")
     return render(request, "web/org/unit_delete.html", {"unit": unit})
+
+
+# ---------------------------------------------------------------- import and export
+
+
+@require_GET
+@login_required
+def units_export_view(request):
+    """The visible units as CSV or XLSX (the import format), optionally below one unit."""
+    within = None
+    if request.GET.get("within"):
+        within = _unit(request, _int_or_404(request.GET["within"]))
+    try:
+        filename, content, _count = units_export(
+            acting_user=request.user, fmt=request.GET.get("format", "xlsx"), within=within
+        )
+    except NotAllowed as exc:
+        raise PermissionDenied(exc.message) from None
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("org_tree")
+    content_type = (
+        "text/csv; charset=utf-8"
+        if filename.endswith(".csv")
+        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@capability_required(Capability.MANAGE_UNITS)
+def units_import_view(request):
+    """Upload a units file (CSV/XLSX); every row is checked before anything is written."""
+    form = UnitImportForm(request.POST or None, request.FILES or None)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = units_import(
+                acting_user=request.user, filename=upload.name, content=upload.read(),
+                create_types=form.cleaned_data["create_types"], dry_run=form.cleaned_data["dry_run"],
+            )  # fmt: skip
+        except ServiceError as exc:
+            add_service_error(form, exc)
+        else:
+            if result.ok and not result.dry_run:
+                messages.success(
+                    request,
+                    _("Import done: %(c)d created, %(u)d updated, %(m)d moved, %(n)d unchanged.")
+                    % {"c": result.created, "u": result.updated, "m": result.moved, "n": result.unchanged},
+                )
+                return redirect("org_tree")
+    return render(
+        request, "web/org/import.html",
+        {"form": form, "result": result, "errors": result.errors[:500] if result else [],
+         "more_errors": max(0, len(result.errors) - 500) if result else 0},
+    )  # fmt: skip
+
+
+def _int_or_404(value: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Http404 from None
