@@ -28,12 +28,15 @@ class SessionSecurityMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and SESSION_LOGIN_AT in request.session:
+        if user is not None and user.is_authenticated and "_auth_user_id" in request.session:
             now = time.time()
-            login_at = request.session.get(SESSION_LOGIN_AT, now)
+            login_at = request.session.get(SESSION_LOGIN_AT)
             last_seen = request.session.get(SESSION_LAST_SEEN, login_at)
             reason = None
-            if now - last_seen > settings.KEHU_SESSION_IDLE_MINUTES * 60:
+            if login_at is None:
+                # Not made by our login view (so never stamped): no timeouts would apply. Fail closed.
+                reason = "unstamped"
+            elif now - last_seen > settings.KEHU_SESSION_IDLE_MINUTES * 60:
                 reason = "idle"
             elif now - login_at > settings.KEHU_SESSION_MAX_HOURS * 3600:
                 reason = "max_age"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from kehu.accounts.models import RoleAssignment, User
+from kehu.accounts.roles import Role
+from kehu.core.errors import ServiceError
 from kehu.core.scoping import subtree_q
 from kehu.org.models import Unit
 
@@ -20,7 +23,14 @@ def visible_unit_by_code(*, viewer, code: str) -> Unit | None:
     code = (code or "").strip()
     if not code:
         return None
-    return Unit.objects.visible_to(viewer).filter(code__iexact=code).first()
+    visible = Unit.objects.visible_to(viewer)
+    code = code.strip()
+    exact = visible.filter(code=code).first()
+    if exact is not None:
+        return exact
+    # Case-insensitive only when it names one unit: "a1" must never pick between "A1" and "a1".
+    matches = list(visible.filter(code__iexact=code)[:2])
+    return matches[0] if len(matches) == 1 else None
 
 
 def user_list(
@@ -49,6 +59,8 @@ def user_list(
             return qs.none()
         qs = qs.filter(subtree_q(within, prefix="unit"))
     if role:
+        if role not in Role.values:
+            raise ServiceError(_("Unknown role “%(r)s”.") % {"r": role}, field="role")
         qs = qs.filter(role_assignments__role=role)  # one assignment per (user, role): no duplicates
     if status == STATUS_ACTIVE:
         qs = qs.filter(is_active=True)

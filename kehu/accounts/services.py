@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -49,11 +50,20 @@ def password_change(*, acting_user: User, old_password: str, new_password: str) 
     A wrong current password counts towards the lockout like a failed login: a left-open session
     must not become a way to guess the password.
     """
-    if not acting_user.check_password(old_password):
-        with transaction.atomic():
-            locked = _register_failure(
-                acting_user, now=timezone.now(), channel="web", reason="wrong current password"
-            )
+    now = timezone.now()
+    with transaction.atomic():
+        # The locked row, not the request's copy: parallel guesses must count, and a stale copy must
+        # never write an expired lock back.
+        fresh = User.objects.select_for_update().get(pk=acting_user.pk)
+        if fresh.is_locked(now):
+            raise ServiceError(_locked_message(fresh.locked_until), field="old_password", code="locked")
+        locked = None
+        if not fresh.check_password(old_password):
+            locked = _register_failure(fresh, now=now, channel="web", reason="wrong current password")
+            wrong = True
+        else:
+            wrong = False
+    if wrong:
         if locked is not None:
             raise ServiceError(locked.message, field="old_password", code="locked")
         raise ServiceError(_("The current password is not correct."), field="old_password")
@@ -65,12 +75,19 @@ def password_change(*, acting_user: User, old_password: str, new_password: str) 
         acting_user.must_change_password = False
         acting_user.password_changed_at = timezone.now()
         acting_user.save(update_fields=["password", "must_change_password", "password_changed_at"])
-        audit_record(actor=acting_user, action="auth.password_change", obj=acting_user)
+        revoked = api_tokens_revoke(acting_user)
+        audit_record(actor=acting_user, action="auth.password_change", obj=acting_user,
+                     extra={"tokens_revoked": revoked})  # fmt: skip
 
 
 def user_password_reset(*, acting_user: User, user: User, new_password: str) -> None:
     """The security administrator sets a temporary password; the user must change it at next login."""
     require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator resets passwords."))
+    if user.role_names() & ADMIN_ROLES:
+        # Otherwise the security administrator could sign in as the audit or system administrator.
+        raise NotAllowed(
+            _("An administrator's password is reset on the server with “kehu changepassword”, not here.")
+        )
     _validate_password(new_password, user)
     with transaction.atomic():
         user.set_password(new_password)
@@ -120,14 +137,15 @@ def _register_failure(user: User, *, now: datetime, channel: str, reason: str) -
     return failure
 
 
-def _attempted_username_for_audit(username: str) -> str:
-    """An unknown username as the trail may keep it: people type passwords into the username box."""
-    if not USERNAME_PATTERN.match(username or ""):
-        return "(hidden: not a username)"
-    # Usernames mix lower-case letters, digits and . _ -; a capital together with a digit or "@" is a password.
-    if any(c.isupper() for c in username) and any(c.isdigit() or c == "@" for c in username):
-        return "(hidden: not a username)"
-    return username
+def unknown_username_fingerprint(username: str) -> str:
+    """How the trail names an unknown username: people type passwords into the username box.
+
+    A keyed fingerprint, never the text: repeated attempts with the same name show the same
+    fingerprint (to spot guessing), and an auditor can check a suspected name with this function.
+    """
+    key = hashlib.sha256(b"kehu.unknown-username:" + settings.SECRET_KEY.encode()).digest()
+    digest = hmac.new(key, (username or "").strip().lower().encode(), hashlib.sha256).hexdigest()
+    return f"?{digest[:12]}"
 
 
 def login_check(*, username: str, password: str, channel: str = "web") -> User:
@@ -144,7 +162,7 @@ def login_check(*, username: str, password: str, channel: str = "web") -> User:
         if user is None:
             User(username=username).set_password(password)  # same work as a real check: no user enumeration
             # A password typed into the username box must not land in the trail: only name-shaped input is kept.
-            attempted = _attempted_username_for_audit(username)
+            attempted = unknown_username_fingerprint(username)
             audit_record(actor=None, actor_username=attempted, action="auth.login_failed",
                          outcome=Outcome.FAILURE, extra={"reason": "unknown user", "channel": channel})  # fmt: skip
             failure = LoginFailed("invalid", invalid)
@@ -326,9 +344,11 @@ def user_create(
 
 def user_update(*, acting_user: User, user: User, **fields) -> User:
     require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator edits accounts."))
+    # Editing one's own account is harmless: administrators hold no business role (see _role_grant),
+    # so their unit gives them no data scope, and roles are never granted to oneself.
     unknown = set(fields) - set(USER_EDITABLE_FIELDS)
     if unknown:
-        raise ServiceError(f"Not editable: {', '.join(sorted(unknown))}")
+        raise ServiceError(_("Not editable: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
     _check_user_fields(fields, current=user)
     with transaction.atomic():
         before = snapshot(user)
@@ -342,20 +362,23 @@ def user_update(*, acting_user: User, user: User, **fields) -> User:
     return user
 
 
-def _guard_last_security_admin(user: User) -> None:
-    """Refuse to leave the system without an active security administrator. Call inside a transaction.
+def _guard_last_administrator(user: User, roles: set[str] | None = None) -> None:
+    """Refuse to leave the system without an active holder of each administrator role (三员).
 
-    The security administrators' role rows are locked first, so two administrators removing each
-    other at the same moment are serialised and the second is refused.
+    ``roles``: the administrator roles being taken away (default: all the user holds). Call inside a
+    transaction: the role rows are locked first, so two administrators removing each other at the
+    same moment are serialised and the second is refused.
     """
-    list(RoleAssignment.objects.select_for_update().filter(role=Role.SECURITY_ADMIN).values_list("pk"))
-    if not RoleAssignment.objects.filter(user=user, role=Role.SECURITY_ADMIN).exists():
-        return
-    others = (
-        User.objects.filter(is_active=True, role_assignments__role=Role.SECURITY_ADMIN).exclude(pk=user.pk).count()
+    list(RoleAssignment.objects.select_for_update().filter(role__in=sorted(ADMIN_ROLES)).values_list("pk"))
+    held = set(
+        RoleAssignment.objects.filter(user=user, role__in=sorted(ADMIN_ROLES)).values_list("role", flat=True)
     )
-    if others == 0:
-        raise ServiceError(_("This is the last active security administrator; appoint another first."))
+    for role in sorted(held if roles is None else held & roles):
+        others = User.objects.filter(is_active=True, role_assignments__role=role).exclude(pk=user.pk).count()
+        if others == 0:
+            raise ServiceError(
+                _("This is the last active %(role)s; appoint another first.") % {"role": Role(role).label}
+            )
 
 
 def user_deactivate(*, acting_user: User, user: User, reason: str = "") -> User:
@@ -364,7 +387,7 @@ def user_deactivate(*, acting_user: User, user: User, reason: str = "") -> User:
     if user.pk == acting_user.pk:
         raise ServiceError(_("You cannot deactivate your own account."))
     with transaction.atomic():
-        _guard_last_security_admin(user)
+        _guard_last_administrator(user)
         user.is_active = False
         user.save(update_fields=["is_active"])
         ended = user_end_sessions(user)
@@ -398,6 +421,7 @@ def user_unlock(*, acting_user: User, user: User) -> User:
 
 
 def _role_grant(*, acting_user: User, user: User, role: str, scope: str | None) -> RoleAssignment:
+    user.forget_roles()  # decide on the roles as stored, not as cached earlier in the request
     if role not in Role.values:
         raise ServiceError(_("Unknown role “%(r)s”.") % {"r": role}, field="role")
     if user.pk == acting_user.pk:
@@ -407,6 +431,13 @@ def _role_grant(*, acting_user: User, user: User, role: str, scope: str | None) 
             raise ServiceError(_("Administrator roles carry no data scope."), field="scope")
         scope = ""
         held = user.role_names() & ADMIN_ROLES - {role}
+        business = user.role_names() - ADMIN_ROLES
+        if business:
+            raise ServiceError(
+                _("Separation of duties: an administrator account holds no business role; %(user)s holds "
+                  "%(held)s.") % {"user": user.username, "held": Role(sorted(business)[0]).label},
+                field="role", code="separation_of_duties",
+            )  # fmt: skip
         if held:
             raise ServiceError(
                 _("Separation of duties: %(user)s already holds %(held)s; no account may hold two "
@@ -414,6 +445,13 @@ def _role_grant(*, acting_user: User, user: User, role: str, scope: str | None) 
                 field="role", code="separation_of_duties",
             )  # fmt: skip
     else:
+        admin = user.role_names() & ADMIN_ROLES
+        if admin:
+            raise ServiceError(
+                _("Separation of duties: %(user)s is a %(held)s and may hold no business role.")
+                % {"user": user.username, "held": Role(sorted(admin)[0]).label},
+                field="role", code="separation_of_duties",
+            )  # fmt: skip
         scope = scope or DEFAULT_SCOPE[role]
         if scope not in DataScope.values:
             raise ServiceError(_("Unknown data scope “%(s)s”.") % {"s": scope}, field="scope")
@@ -457,8 +495,8 @@ def role_revoke(*, acting_user: User, user: User, role: str) -> None:
     if user.pk == acting_user.pk:
         raise NotAllowed(_("Nobody may change their own roles."))
     with transaction.atomic():
-        if role == Role.SECURITY_ADMIN:
-            _guard_last_security_admin(user)
+        if role in ADMIN_ROLES:
+            _guard_last_administrator(user, {role})
         deleted, _rows = RoleAssignment.objects.filter(user=user, role=role).delete()
         if deleted:
             audit_record(actor=acting_user, action="role.revoke", obj=user, changes={"role": role})
@@ -499,3 +537,27 @@ def user_set_language(*, acting_user: User, language: str) -> User:
             audit_record(actor=acting_user, action="user.set_language", obj=acting_user,
                          changes={"language": [old, language]})  # fmt: skip
     return acting_user
+
+
+def operator_password_reset(*, username: str, new_password: str) -> User:
+    """``kehu changepassword``: someone with access to the server sets a temporary password.
+
+    The way to reset an administrator's password (the web refuses that, see user_password_reset),
+    and the way back in when the only security administrator forgot theirs. Also unlocks the account.
+    """
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise ServiceError(_("No account “%(u)s”.") % {"u": username}, field="username")
+    _validate_password(new_password, user)
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.must_change_password = True
+        user.password_changed_at = timezone.now()
+        user.failed_login_count = 0
+        user.locked_until = None
+        user.save(update_fields=["password", "must_change_password", "password_changed_at",
+                                 "failed_login_count", "locked_until"])  # fmt: skip
+        revoked = api_tokens_revoke(user)
+        audit_record(actor=None, actor_username="(operator)", action="user.password_reset", obj=user,
+                     extra={"by": "kehu changepassword", "tokens_revoked": revoked})  # fmt: skip
+    return user

@@ -67,6 +67,8 @@ class VerifyResult:
 def audit_chain_verify(*, batch_size: int = 5000) -> VerifyResult:
     """Recompute every event's hash and link; report edited, deleted or inserted rows."""
     result = VerifyResult()
+    # The head as it was before the scan: events appended while we read must not look like deletions.
+    head_before = AuditChainHead.objects.filter(pk=1).first()
     prev_hash, expected_seq = GENESIS_HASH, 1
     last_seq = 0
     qs = AuditEvent.objects.order_by("seq")
@@ -97,12 +99,13 @@ def audit_chain_verify(*, batch_size: int = 5000) -> VerifyResult:
     if head is None and last_seq:
         # Writing the first event creates the head; without it, deleted newest events would go unnoticed.
         result.problems.append(_("the chain head is missing (deleted)"))
-    elif head is not None and (head.seq != last_seq or head.hash != prev_hash):
-        if head.seq > last_seq:
+    elif head is not None:
+        newest_known = head_before.seq if head_before is not None else 0
+        if last_seq < newest_known:
             result.problems.append(
                 _("the newest events #%(a)s..#%(b)s are missing (deleted)")
-                % {"a": last_seq + 1, "b": head.seq}
+                % {"a": last_seq + 1, "b": newest_known}
             )
-        else:
+        elif last_seq > head.seq or (last_seq == head.seq and head.hash != prev_hash):
             result.problems.append(_("the chain head does not match the last event"))
     return result

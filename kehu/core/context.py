@@ -44,5 +44,6 @@ def client_ip(request) -> str | None:
     if settings.KEHU_TRUST_X_FORWARDED_FOR:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
-            return forwarded.split(",")[0].strip()[:45]
+            # The rightmost entry is the one our proxy added; those to its left are the client's word.
+            return forwarded.split(",")[-1].strip()[:45]
     return (request.META.get("REMOTE_ADDR") or None) and request.META["REMOTE_ADDR"][:45]

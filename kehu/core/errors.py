@@ -26,3 +26,11 @@ class NotAllowed(ServiceError):
 def require(acting_user, capability, message: str) -> None:
     if acting_user is None or not acting_user.can(capability):
         raise NotAllowed(message)
+
+
+def require_any(acting_user, *capabilities) -> None:
+    """At least one of ``capabilities``, else NotAllowed (403)."""
+    from django.utils.translation import gettext as _
+
+    if acting_user is None or not any(acting_user.can(c) for c in capabilities):
+        raise NotAllowed(_("Your roles do not allow this."))

@@ -49,10 +49,12 @@ def units_with_visible_counts(*, viewer, units: list[Unit]) -> list[Unit]:
 
 
 def unit_roots(*, viewer) -> list[Unit]:
-    """The top-most units the viewer sees: the tree browser starts here."""
-    visible = list(Unit.objects.visible_to(viewer).only("pk", "path", "parent_id").order_by("path"))
-    ids = {u.pk for u in visible}
-    return [u for u in visible if u.parent_id not in ids]
+    """The top-most units the viewer sees: the tree browser starts here.
+
+    What a user sees is closed under "parent of" (their own unit's chain up to the root, plus subtrees
+    below it, or everything), so the visible roots are the visible units without a parent.
+    """
+    return list(Unit.objects.visible_to(viewer).filter(parent__isnull=True).order_by("path"))
 
 
 def unit_breadcrumbs(*, viewer, unit: Unit) -> list[Unit]:

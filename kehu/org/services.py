@@ -15,7 +15,7 @@ from kehu.accounts.roles import Capability
 from kehu.audit.services import audit_record, diff, snapshot
 from kehu.core.divisions import division_code_error
 from kehu.core.errors import ServiceError, require
-from kehu.org.models import MAX_DEPTH, Unit, UnitType, path_segment
+from kehu.org.models import MAX_DEPTH, PATH_STEP, Unit, UnitType, path_segment
 
 UNIT_EDITABLE_FIELDS = ("code", "name", "unit_type", "division_code")
 
@@ -74,6 +74,8 @@ def unit_create(*, acting_user, code: str, name: str, unit_type: UnitType, divis
                 code=code, name=name.strip(), unit_type=unit_type, division_code=division_code, parent=parent,
                 path=f"~{code}", depth=0 if parent is None else parent.depth + 1,
             )  # fmt: skip
+            if unit.pk >= 10**PATH_STEP:
+                raise ServiceError("Unit ids have outgrown the tree's path width (org.models.PATH_STEP).")
             unit.path = (parent.path if parent else "") + path_segment(unit.pk)
             Unit.objects.filter(pk=unit.pk).update(path=unit.path)
             audit_record(actor=acting_user, action="unit.create", obj=unit, changes=snapshot(unit))
@@ -87,7 +89,7 @@ def unit_update(*, acting_user, unit: Unit, **fields) -> Unit:
     _require_manage(acting_user)
     unknown = set(fields) - set(UNIT_EDITABLE_FIELDS)
     if unknown:
-        raise ServiceError(f"Not editable: {', '.join(sorted(unknown))}")
+        raise ServiceError(_("Not editable: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
     if "code" in fields:
         fields["code"] = _clean_code(fields["code"])
         if Unit.objects.filter(code=fields["code"]).exclude(pk=unit.pk).exists():

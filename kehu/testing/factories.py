@@ -66,3 +66,16 @@ class UserFactory(factory.django.DjangoModelFactory):
                 user=obj, role=role, scope=(scope if scope is not None else DEFAULT_SCOPE[role]) or ""
             )
         obj.forget_roles()
+
+
+def sign_in(client, user):
+    """A session as the login view leaves it: logged in and stamped for the session timeouts."""
+    import time
+
+    from kehu.accounts.middleware import SESSION_LAST_SEEN, SESSION_LOGIN_AT
+
+    client.force_login(user)
+    session = client.session
+    session[SESSION_LOGIN_AT] = session[SESSION_LAST_SEEN] = time.time()
+    session.save()
+    return client

@@ -17,25 +17,32 @@ from kehu.testing.factories import TEST_PASSWORD, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize(
-    ("typed", "kept"),
-    [
-        ("wangli", "wangli"),
-        ("jn-lx-001.cm1", "jn-lx-001.cm1"),
-        ("Kehu@2026", "(hidden: not a username)"),  # a password typed into the username box
-        ("我的 密码", "(hidden: not a username)"),
-    ],
-)
-def test_unknown_username_is_kept_only_when_it_looks_like_one(typed, kept):
-    with pytest.raises(LoginFailed):
-        login_check(username=typed, password="whatever")
-    event = AuditEvent.objects.get(action="auth.login_failed")
-    assert event.actor_username == kept
-    assert "Kehu@2026" not in str(event.extra) + event.actor_username
+@pytest.fixture(autouse=True)
+def english():
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.mark.parametrize("typed", ["wangli", "jn-lx-001.cm1", "Kehu@2026", "pass.word1", "我的 密码"])
+def test_unknown_username_is_kept_only_as_a_keyed_fingerprint(typed):
+    """A password typed into the username box must never reach the trail; repeated names still match."""
+    from kehu.accounts.services import unknown_username_fingerprint
+
+    for _ in range(2):
+        with pytest.raises(LoginFailed):
+            login_check(username=typed, password="whatever")
+    first, second = AuditEvent.objects.filter(action="auth.login_failed").order_by("seq")
+    assert first.actor_username == second.actor_username == unknown_username_fingerprint(typed)
+    assert typed not in first.actor_username + str(first.extra) + first.object_repr
+    assert unknown_username_fingerprint(typed) != unknown_username_fingerprint(typed + "x")
 
 
 def test_nul_bytes_are_stored_visibly_on_every_database(people):
-    audit_record(actor=people.alice, action="test.nul", object_repr="a\x00b", changes={"note": ["x\x00", "y"]})
+    audit_record(
+        actor=people.alice, action="test.nul", object_repr="a\x00b", changes={"note": ["x\x00", "y"]}
+    )
     event = AuditEvent.objects.get(action="test.nul")
     assert event.object_repr == "a\\x00b"
     assert event.changes == {"note": ["x\\x00", "y"]}
@@ -91,3 +98,75 @@ def test_concurrent_mutual_removal_leaves_one_security_admin(org):
     assert sorted(outcomes) == ["ok", "refused"]
     active = RoleAssignment.objects.filter(role=Role.SECURITY_ADMIN, user__is_active=True).count()
     assert active == 1
+
+
+def test_security_admin_cannot_take_over_another_administrator(people, monkeypatch):
+    from django.core.management import call_command
+
+    from kehu.accounts.services import user_password_reset
+    from kehu.core.errors import NotAllowed
+
+    with pytest.raises(NotAllowed, match="kehu changepassword"):
+        user_password_reset(acting_user=people.secadmin, user=people.auditor, new_password="Take#Over2026")
+    monkeypatch.setenv("KEHU_ADMIN_PASSWORD", "Server#Reset2026")
+    call_command("changepassword", "auditor", "--noinput")
+    people.auditor.refresh_from_db()
+    assert people.auditor.check_password("Server#Reset2026") and people.auditor.must_change_password
+    event = AuditEvent.objects.get(action="user.password_reset", object_id=str(people.auditor.pk))
+    assert event.channel == "cli" and event.actor_username == "(operator)"
+
+
+def test_last_audit_and_system_administrators_stay(people):
+    from kehu.accounts.services import role_revoke
+
+    with pytest.raises(ServiceError, match="(?i)last active audit administrator"):
+        user_deactivate(acting_user=people.secadmin, user=people.auditor)
+    with pytest.raises(ServiceError, match="(?i)last active system administrator"):
+        role_revoke(acting_user=people.secadmin, user=people.sysadmin, role=Role.SYSTEM_ADMIN)
+    second = UserFactory(username="audit2", unit=people.auditor.unit, roles=[Role.AUDIT_ADMIN])
+    user_deactivate(acting_user=people.secadmin, user=people.auditor)  # another one is there now
+    assert second.is_active
+
+
+@pytest.mark.parametrize(
+    ("holder", "role"),
+    [("auditor", Role.ANALYST), ("secadmin", Role.UNIT_HEAD), ("sysadmin", Role.CUSTOMER_MANAGER),
+     ("head_a", Role.SYSTEM_ADMIN), ("alice", Role.AUDIT_ADMIN)],
+)  # fmt: skip
+def test_administrator_and_business_roles_never_mix(people, holder, role):
+    from kehu.accounts.services import role_grant
+
+    user = getattr(people, holder)
+    acting = people.secadmin if holder != "secadmin" else UserFactory(roles=[Role.SECURITY_ADMIN])
+    with pytest.raises(ServiceError) as excinfo:
+        role_grant(acting_user=acting, user=user, role=role)
+    assert excinfo.value.code == "separation_of_duties"
+    assert not RoleAssignment.objects.filter(user=user, role=role).exists()
+
+
+def test_a_stale_session_copy_cannot_undo_a_lockout(people, settings):
+    from kehu.accounts.models import User
+
+    settings.KEHU_LOCKOUT_THRESHOLD = 3
+    stale = User.objects.get(pk=people.alice.pk)  # loaded by a request before the lock
+    for _ in range(3):
+        with pytest.raises(ServiceError):
+            password_change(acting_user=User.objects.get(pk=people.alice.pk), old_password="wrong",
+                            new_password="New#Pass2026")  # fmt: skip
+    with pytest.raises(ServiceError) as excinfo:
+        password_change(acting_user=stale, old_password="still-wrong", new_password="New#Pass2026")
+    assert excinfo.value.code == "locked"
+    assert User.objects.get(pk=people.alice.pk).is_locked()
+    # even the right current password does not help while locked
+    with pytest.raises(ServiceError) as excinfo:
+        password_change(acting_user=stale, old_password=TEST_PASSWORD, new_password="New#Pass2026")
+    assert excinfo.value.code == "locked"
+
+
+def test_changing_the_password_revokes_api_tokens(people):
+    from kehu.accounts.services import api_token_issue, api_token_user
+
+    raw, _token = api_token_issue(username="alice", password=TEST_PASSWORD)
+    assert api_token_user(raw) == people.alice
+    password_change(acting_user=people.alice, old_password=TEST_PASSWORD, new_password="New#Pass2026")
+    assert api_token_user(raw) is None

@@ -196,7 +196,11 @@ def test_unknown_username_fails_like_a_wrong_password_and_is_audited(people, loc
     assert unknown.code == wrong_password.code == "invalid"
     assert unknown.message == wrong_password.message
     assert not User.objects.filter(username="nobody").exists()
-    [event] = [e for e in events("auth.login_failed") if e.actor_username == "nobody"]
+    from kehu.accounts.services import unknown_username_fingerprint
+
+    [event] = [
+        e for e in events("auth.login_failed") if e.actor_username == unknown_username_fingerprint("nobody")
+    ]
     assert event.actor_id is None
     assert event.outcome == Outcome.FAILURE
     assert event.object_id == ""

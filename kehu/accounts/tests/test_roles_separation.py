@@ -117,15 +117,18 @@ def test_service_refuses_a_data_scope_on_an_administrator_role(people):
 @hsettings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(grants=st.lists(st.sampled_from(list(Role.values)), min_size=1, max_size=6))
 def test_any_sequence_of_grants_leaves_at_most_one_administrator_role(people, grants):
+    """At most one administrator role, and never an administrator role beside a business role."""
     user = UserFactory(unit=people.alice.unit)
     for role in grants:
+        held = fresh(user).role_names()
         try:
             role_grant(acting_user=people.secadmin, user=user, role=role)
         except ServiceError as exc:
             assert exc.code == "separation_of_duties"
-            assert role in ADMIN_ROLES
+            assert (role in ADMIN_ROLES and held - {role}) or (role not in ADMIN_ROLES and held & ADMIN_ROLES)
+    roles = fresh(user).role_names()
     assert len(admin_roles_in_db(user)) <= 1
-    assert fresh(user).role_names() == {r for r in grants if r not in ADMIN_ROLES} | admin_roles_in_db(user)
+    assert not (roles & ADMIN_ROLES and roles - ADMIN_ROLES)
 
 
 # ---------------------------------------------------------------- who grants
@@ -205,9 +208,9 @@ def test_last_active_security_administrator_cannot_lose_the_role_or_be_deactivat
     assert second.can(Capability.MANAGE_USERS)  # roles cached now
     role_revoke(acting_user=people.secadmin, user=fresh(second), role=Role.SECURITY_ADMIN)
 
-    with pytest.raises(ServiceError, match="last active security administrator"):
+    with pytest.raises(ServiceError, match="(?i)last active security administrator"):
         role_revoke(acting_user=second, user=fresh(people.secadmin), role=Role.SECURITY_ADMIN)
-    with pytest.raises(ServiceError, match="last active security administrator"):
+    with pytest.raises(ServiceError, match="(?i)last active security administrator"):
         user_deactivate(acting_user=second, user=fresh(people.secadmin))
     secadmin = fresh(people.secadmin)
     assert secadmin.is_active and secadmin.role_names() == {Role.SECURITY_ADMIN}
@@ -218,7 +221,7 @@ def test_inactive_security_administrators_do_not_count(people):
     stale = fresh(second)
     stale.role_names()
     User.objects.filter(pk=second.pk).update(is_active=False)
-    with pytest.raises(ServiceError, match="last active security administrator"):
+    with pytest.raises(ServiceError, match="(?i)last active security administrator"):
         user_deactivate(acting_user=stale, user=fresh(people.secadmin))
 
 

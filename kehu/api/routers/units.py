@@ -5,8 +5,10 @@ from __future__ import annotations
 from ninja import Query, Router
 from ninja.pagination import paginate
 
+from kehu.accounts.roles import Capability
 from kehu.api.pagination import KehuPagination
 from kehu.api.schemas import Error, UnitDetailOut, UnitOut
+from kehu.core.errors import require_any
 from kehu.core.scoping import get_visible_or_404
 from kehu.org.models import Unit
 from kehu.org.selectors import unit_breadcrumbs, unit_list
@@ -16,7 +18,7 @@ router = Router(tags=["units"])
 
 @router.get(
     "",
-    response={200: list[UnitOut], 401: Error, 404: Error},
+    response={200: list[UnitOut], 401: Error, 403: Error, 404: Error},
     summary="List units",
     description=(
         "Units the caller may see, in tree order (parents before their children). `within` restricts the "
@@ -35,13 +37,14 @@ def units_list(
     active: bool | None = Query(None, description="true: active units only; false: inactive only."),
 ):
     viewer = request.auth
+    require_any(viewer, Capability.VIEW_ORG)
     within_unit = get_visible_or_404(Unit, viewer, pk=within) if within is not None else None
     return unit_list(viewer=viewer, q=q.strip(), within=within_unit, unit_type=unit_type, active=active)
 
 
 @router.get(
     "/{int:unit_id}",
-    response={200: UnitDetailOut, 401: Error, 404: Error},
+    response={200: UnitDetailOut, 401: Error, 403: Error, 404: Error},
     summary="Get one unit",
     description="A unit with the visible units above it and how many visible units sit directly below. "
     "A unit outside the caller's scope answers 404 exactly like a missing one.",
@@ -49,6 +52,7 @@ def units_list(
 )
 def units_get(request, unit_id: int):
     viewer = request.auth
+    require_any(viewer, Capability.VIEW_ORG)
     unit = get_visible_or_404(Unit.objects.select_related("unit_type"), viewer, pk=unit_id)
     ancestors = [u for u in unit_breadcrumbs(viewer=viewer, unit=unit) if u.pk != unit.pk]
     visible_parent = unit.parent_id if any(u.pk == unit.parent_id for u in ancestors) else None

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from kehu.accounts.models import ApiToken, User
 from kehu.audit.models import AuditEvent
+from kehu.testing.factories import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -148,7 +149,7 @@ def test_every_endpoint_but_token_requires_authentication(client, people, path):
 
 
 def test_session_auth_works_for_a_signed_in_user(client, people):
-    client.force_login(people.alice)
+    sign_in(client, people.alice)
     response = client.get("/api/v1/me")
     assert response.status_code == 200
     assert response.json()["username"] == "alice"
@@ -156,7 +157,7 @@ def test_session_auth_works_for_a_signed_in_user(client, people):
 
 def test_session_auth_refused_while_password_change_is_required(client, people):
     User.objects.filter(pk=people.alice.pk).update(must_change_password=True)
-    client.force_login(people.alice)
+    sign_in(client, people.alice)
     assert client.get("/api/v1/me").status_code == 401
 
 

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from kehu.testing.factories import sign_in
+
 pytestmark = pytest.mark.django_db
 
 EXPECTED_PATHS = {
@@ -59,7 +61,7 @@ def test_docs_static_files_are_served_locally(client):
 
 def test_docs_page_for_a_signed_in_user_carries_the_csrf_token(client, people):
     # The docs "try it out" calls use the web session, so the page must hand Swagger UI the CSRF token.
-    client.force_login(people.alice)
+    sign_in(client, people.alice)
     response = client.get("/api/v1/docs")
     assert response.status_code == 200
     html = response.content.decode()

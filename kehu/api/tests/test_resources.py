@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kehu.accounts.models import User
+from kehu.accounts.roles import Role
+from kehu.testing.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +111,10 @@ def test_unit_detail_out_of_scope_is_identical_to_missing(api_get, people, org):
 
 
 def test_users_list_scoping(api_get, people, org):
-    assert usernames(api_get(people.bob, "/users")) == {"bob"}
+    # A customer manager has no people list (as on the web); a station manager in city B sees city B only.
+    assert api_get(people.bob, "/users").status_code == 403
+    b_manager = UserFactory(username="bsm", unit=org.b1, roles=[Role.STATION_MANAGER])
+    assert usernames(api_get(b_manager, "/users")) == {"bob", "bsm"}
     head_a_sees = usernames(api_get(people.head_a, "/users"))
     assert head_a_sees == {"alice", "amy", "stan", "head_a"}
     everyone = set(User.objects.values_list("username", flat=True))
@@ -139,7 +144,15 @@ def test_users_list_unknown_role_is_400_with_field(api_get, people):
 
 
 def test_users_list_unit_out_of_scope_is_404(api_get, people, org):
-    assert api_get(people.bob, "/users", unit=org.city_a.pk).status_code == 404
+    b_manager = UserFactory(username="bsm", unit=org.b1, roles=[Role.STATION_MANAGER])
+    assert api_get(b_manager, "/users", unit=org.city_a.pk).status_code == 404
+
+
+def test_audit_administrator_has_no_organisation_or_people_lists(api_get, people, org):
+    assert api_get(people.auditor, "/units").status_code == 403
+    assert api_get(people.auditor, f"/units/{org.province.pk}").status_code == 403
+    assert api_get(people.auditor, "/users").status_code == 403
+    assert api_get(people.auditor, "/me").status_code == 200
 
 
 def test_user_detail_scoping(api_get, people):

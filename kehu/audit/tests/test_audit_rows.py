@@ -189,7 +189,9 @@ def test_failed_login_of_an_unknown_name_is_audited_without_an_account(people):
     with pytest.raises(LoginFailed):
         login_check(username="mallory", password="Guess#2026")
     event = AuditEvent.objects.get(action="auth.login_failed")
-    assert (event.actor_id, event.actor_username, event.object_id) == (None, "mallory", "")
+    from kehu.accounts.services import unknown_username_fingerprint
+
+    assert (event.actor_id, event.actor_username, event.object_id) == (None, unknown_username_fingerprint("mallory"), "")
     assert event.outcome == Outcome.FAILURE
 
 

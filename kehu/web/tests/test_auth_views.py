@@ -304,3 +304,14 @@ def test_user_without_unit_or_role_can_sign_in(client, db):
     response = client.post("/login/", {"username": user.username, "password": TEST_PASSWORD})
     assert response.status_code == 302
     assert client.get("/").status_code == 200
+
+
+def test_a_session_without_timeout_stamps_is_ended(client, people):
+    """A session not made by the login view would escape the timeouts: it is ended instead."""
+    client.force_login(people.alice)
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert (
+        AuditEvent.objects.filter(action="auth.logout", actor_username="alice").get().extra["reason"]
+        == "unstamped"
+    )
