@@ -162,3 +162,25 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user_id})"
+
+
+class UnknownLoginThrottle(models.Model):
+    """Failed sign-ins under a username that has no account, counted like a real account's.
+
+    Without it, "locked" would only ever be answered for real accounts, telling an attacker which
+    usernames exist. Keyed by the keyed fingerprint of the name, never the name itself.
+    """
+
+    fingerprint = models.CharField(max_length=16, unique=True)
+    failed_login_count = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("failed sign-ins under an unknown username")
+
+    def __str__(self) -> str:
+        return self.fingerprint
+
+    def is_locked(self, now=None) -> bool:
+        return self.locked_until is not None and self.locked_until > (now or timezone.now())

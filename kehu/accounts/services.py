@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from kehu.accounts.models import ApiToken, Language, RoleAssignment, User
+from kehu.accounts.models import ApiToken, Language, RoleAssignment, UnknownLoginThrottle, User
 from kehu.accounts.roles import ADMIN_ROLES, DEFAULT_SCOPE, Capability, ManagerGrade, Role
 from kehu.audit.models import Outcome
 from kehu.audit.services import audit_record, diff, snapshot
@@ -148,6 +148,33 @@ def unknown_username_fingerprint(username: str) -> str:
     return f"?{digest[:12]}"
 
 
+def _unknown_username_failure(username: str, *, now: datetime, channel: str) -> LoginFailed | None:
+    """Count a failure under a name without an account exactly as for a real one (same lockout answer).
+
+    The trail keeps only the name's keyed fingerprint: people type passwords into the username box.
+    """
+    fingerprint = unknown_username_fingerprint(username)
+    throttle, _created = UnknownLoginThrottle.objects.select_for_update().get_or_create(
+        fingerprint=fingerprint
+    )
+    if throttle.is_locked(now):
+        audit_record(actor=None, actor_username=fingerprint, action="auth.login_failed", outcome=Outcome.DENIED,
+                     extra={"reason": "unknown user, locked", "channel": channel})  # fmt: skip
+        return LoginFailed("locked", _locked_message(throttle.locked_until), throttle.locked_until)
+    throttle.failed_login_count += 1
+    throttle.updated_at = now
+    audit_record(actor=None, actor_username=fingerprint, action="auth.login_failed", outcome=Outcome.FAILURE,
+                 extra={"reason": "unknown user", "consecutive_failures": throttle.failed_login_count,
+                        "channel": channel})  # fmt: skip
+    failure = None
+    if throttle.failed_login_count >= settings.KEHU_LOCKOUT_THRESHOLD:
+        throttle.locked_until = now + timedelta(minutes=settings.KEHU_LOCKOUT_MINUTES)
+        throttle.failed_login_count = 0
+        failure = LoginFailed("locked", _locked_message(throttle.locked_until), throttle.locked_until)
+    throttle.save()
+    return failure
+
+
 def login_check(*, username: str, password: str, channel: str = "web") -> User:
     """Check a username and password, count failures and lock the account after too many.
 
@@ -161,12 +188,11 @@ def login_check(*, username: str, password: str, channel: str = "web") -> User:
         user = User.objects.select_for_update().filter(username=username).first()
         if user is None:
             User(username=username).set_password(password)  # same work as a real check: no user enumeration
-            # A password typed into the username box must not land in the trail: only name-shaped input is kept.
-            attempted = unknown_username_fingerprint(username)
-            audit_record(actor=None, actor_username=attempted, action="auth.login_failed",
-                         outcome=Outcome.FAILURE, extra={"reason": "unknown user", "channel": channel})  # fmt: skip
-            failure = LoginFailed("invalid", invalid)
+            failure = _unknown_username_failure(username, now=now, channel=channel) or LoginFailed(
+                "invalid", invalid
+            )
         elif user.is_locked(now):
+            user.check_password(password)  # same work as an unlocked account: the answer time tells nothing
             audit_record(actor=user, action="auth.login_failed", obj=user, outcome=Outcome.DENIED,
                          extra={"reason": "locked", "channel": channel})  # fmt: skip
             failure = LoginFailed("locked", _locked_message(user.locked_until), user.locked_until)
@@ -249,6 +275,21 @@ def api_token_user(raw: str) -> User | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+def api_token_revoke(*, acting_user: User, raw: str) -> bool:
+    """Revoke one token (an API client signing out); True when it was live."""
+    with transaction.atomic():
+        token = ApiToken.objects.filter(
+            digest=_digest(raw), user=acting_user, revoked_at__isnull=True
+        ).first()
+        if token is None:
+            return False
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=acting_user, action="auth.token_revoke", object_type="accounts.apitoken",
+                     object_id=token.pk, object_repr=f"{token.prefix}…")  # fmt: skip
+    return True
 
 
 def api_tokens_revoke(user: User) -> int:

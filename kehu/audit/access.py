@@ -55,15 +55,21 @@ def _check(viewer, action: str, filters: dict[str, Any]) -> None:
         raise AuditAccessDenied("Only the audit administrator reads the audit trail.")
 
 
-def audit_trail_search(*, viewer, filters: dict[str, Any], page: int | str = 1) -> QuerySet[AuditEvent]:
-    """Search the trail (newest first) and record the search. Raises AuditAccessDenied for anyone but
-    the audit administrator, after recording the refused attempt."""
+def audit_trail_search(
+    *, viewer, filters: dict[str, Any], page: int | str = 1, upto: int | None = None
+) -> tuple[QuerySet[AuditEvent], int]:
+    """Search the trail (newest first) and record the search; returns (events, upto).
+
+    ``upto`` pins the newest event shown: the first page leaves it empty and gets it back, later pages
+    pass it on so that rows written meanwhile (this very search's own, for one) never shift the pages.
+    Raises AuditAccessDenied for anyone but the audit administrator, after recording the refused attempt.
+    """
     used = {k: v for k, v in filters.items() if k in SEARCH_FILTERS}
     _check(viewer, "audit.search", {**used, "page": page})
     events = audit_event_search(viewer=viewer, **used)
     recorded = audit_trail_viewed(viewer=viewer, action="audit.search", filters={**used, "page": page})
-    # The trail as it stood when searched: this search's own row shows up in the next search.
-    return events.filter(seq__lt=recorded.seq)
+    upto = min(upto, recorded.seq - 1) if upto is not None else recorded.seq - 1
+    return events.filter(seq__lte=upto), upto
 
 
 def audit_trail_event(*, viewer, seq: int) -> AuditEvent:

@@ -82,13 +82,17 @@ def _no_store(response):
 def audit_list(request):
     form = AuditFilterForm(request.GET)
     page_number = request.GET.get("page") or 1
+    upto = request.GET.get("upto", "")
     try:
-        events = audit_trail_search(viewer=request.user, filters=form.filters(), page=str(page_number))
+        events, upto = audit_trail_search(
+            viewer=request.user, filters=form.filters(), page=str(page_number),
+            upto=int(upto) if upto.isdigit() else None,
+        )  # fmt: skip
     except AuditAccessDenied:
         raise PermissionDenied(_("Only the audit administrator reads the audit trail.")) from None
     page = Paginator(events, PAGE_SIZE).get_page(page_number)
     return _no_store(render(request, "web/audit/list.html", {
-        "form": form, "page": page, "rows": [_row(e) for e in page.object_list],
+        "form": form, "page": page, "rows": [_row(e) for e in page.object_list], "upto": upto,
     }))  # fmt: skip
 
 

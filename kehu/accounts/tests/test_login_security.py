@@ -207,10 +207,13 @@ def test_unknown_username_fails_like_a_wrong_password_and_is_audited(people, loc
     assert WRONG not in str(event.extra)
 
 
-def test_unknown_username_never_locks_anything(people, password, lockout):
-    for _ in range(10):
-        assert fail("nobody").code == "invalid"
-    assert not User.objects.filter(locked_until__isnull=False).exists()
+def test_unknown_username_answers_exactly_like_a_real_account(people, password, lockout, settings):
+    """Lockout must not reveal which usernames exist: an unknown name locks after the same failures."""
+    real = [fail("alice").code for _ in range(settings.KEHU_LOCKOUT_THRESHOLD + 1)]
+    unknown = [fail("nobody").code for _ in range(settings.KEHU_LOCKOUT_THRESHOLD + 1)]
+    assert unknown == real == ["invalid"] * (settings.KEHU_LOCKOUT_THRESHOLD - 1) + ["locked", "locked"]
+    assert fail("nobody").message.split(":")[0] == fail("alice").message.split(":")[0]
+    assert not User.objects.filter(username="nobody").exists()
 
 
 def test_inactive_user_cannot_log_in(people, password, lockout):

@@ -9,8 +9,9 @@ from django.utils import timezone
 from ninja import Router
 from ninja.responses import Status
 
-from kehu.accounts.services import LoginFailed, api_token_issue
-from kehu.api.schemas import LockedError, LoginError, TokenIn, TokenOut
+from kehu.accounts.services import LoginFailed, api_token_issue, api_token_revoke
+from kehu.api.auth import BearerTokenAuth
+from kehu.api.schemas import Error, LockedError, LoginError, TokenIn, TokenOut
 
 router = Router(tags=["auth"])
 
@@ -47,3 +48,17 @@ def token_issue(request, payload: TokenIn, response: HttpResponse):
     return Status(
         200, {"token": raw, "token_type": "Bearer", "expires_at": token.expires_at, "user": token.user}
     )
+
+
+@router.delete(
+    "/token",
+    auth=BearerTokenAuth(),
+    response={204: None, 401: Error},
+    summary="Revoke the bearer token",
+    description="Sign an API client out: the token sent with this call stops working at once. Audited.",
+    operation_id="auth_token_revoke",
+)
+def token_revoke(request):
+    raw = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    api_token_revoke(acting_user=request.auth, raw=raw)
+    return Status(204, None)

@@ -175,3 +175,13 @@ def test_token_issue_and_failures_are_audited_with_channel_api(client, people, p
     assert issued.object_id == str(token.pk)
     assert response.json()["token"] not in str(issued.object_repr)
     assert issued.ip == "127.0.0.1"
+
+
+def test_token_revoke_signs_the_client_out(client, people, password):
+    raw = issue(client, "alice", password).json()["token"]
+    assert client.get("/api/v1/me", **bearer(raw)).status_code == 200
+    response = client.delete(TOKEN_URL, **bearer(raw))
+    assert response.status_code == 204
+    assert client.get("/api/v1/me", **bearer(raw)).status_code == 401
+    assert client.delete(TOKEN_URL, **bearer(raw)).status_code == 401
+    assert AuditEvent.objects.filter(action="auth.token_revoke", actor_username="alice").count() == 1

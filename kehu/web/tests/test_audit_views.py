@@ -3,6 +3,7 @@ the verify button finds rows altered behind the application's back."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -227,3 +228,25 @@ def test_verify_reports_an_intact_chain_then_an_altered_row(client, people, trai
 def test_verify_is_post_only(client, people):
     signin(client, people.auditor)
     assert client.get(reverse("audit_verify")).status_code == 405
+
+
+def test_paging_never_shows_an_event_twice(client, people, settings):
+    from kehu.web import audit_views
+
+    for i in range(7):
+        audit_record(actor=people.alice, action="test.paging", object_repr=f"row {i}")
+    signin(client, people.auditor)
+    original = audit_views.PAGE_SIZE
+    audit_views.PAGE_SIZE = 3
+    try:
+        first = client.get(reverse("audit_list"), {"action": "test.paging"})
+        next_link = (
+            re.search(r'href="([^"]+)" rel="next"', first.content.decode()).group(1).replace("&amp;", "&")
+        )
+        assert "upto=" in next_link
+        audit_record(actor=people.alice, action="test.paging", object_repr="written meanwhile")
+        second = client.get(reverse("audit_list") + next_link)
+    finally:
+        audit_views.PAGE_SIZE = original
+    assert not set(seqs(first)) & set(seqs(second))
+    assert max(seqs(second)) < min(seqs(first))
