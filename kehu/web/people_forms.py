@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django import forms
-from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from kehu.accounts.models import Language, User
+from kehu.accounts.passwords import generate_password
 from kehu.accounts.roles import ADMIN_ROLES, DEFAULT_SCOPE, ManagerGrade, Role
 from kehu.accounts.selectors import STATUS_ACTIVE, STATUS_INACTIVE, STATUS_LOCKED, visible_unit_by_code
 from kehu.core.scoping import DataScope
-
-GENERATED_PASSWORD_LENGTH = 12
-# No look-alikes (0/O, 1/l/I) and only symbols that are easy to type and read out over the phone.
-_LOWER = "abcdefghijkmnopqrstuvwxyz"
-_UPPER = "ABCDEFGHJKLMNPQRSTUVWXYZ"
-_DIGITS = "23456789"
-_SYMBOLS = "#$%&*+-=?@"
-
-
-def generate_password(user=None, length: int = GENERATED_PASSWORD_LENGTH) -> str:
-    """A random temporary password with all four character classes that passes the configured
-    password validators for ``user`` (e.g. it never contains the username)."""
-    classes = (_LOWER, _UPPER, _DIGITS, _SYMBOLS)
-    alphabet = "".join(classes)
-    rng = secrets.SystemRandom()
-    while True:
-        chars = [secrets.choice(c) for c in classes]
-        chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
-        rng.shuffle(chars)
-        password = "".join(chars)
-        try:
-            password_validation.validate_password(password, user)
-        except ValidationError:
-            continue
-        return password
 
 
 def _role_choices(blank: str | None = None):

@@ -18,13 +18,12 @@ from django.utils import timezone
 
 from kehu.accounts.middleware import SESSION_LAST_SEEN, SESSION_LOGIN_AT
 from kehu.accounts.models import RoleAssignment, User
-from kehu.accounts.passwords import character_classes
+from kehu.accounts.passwords import character_classes, generate_password
 from kehu.accounts.roles import Role
 from kehu.audit.models import AuditEvent
 from kehu.core.scoping import DataScope
 from kehu.org.models import Unit
 from kehu.testing.factories import UserFactory
-from kehu.web.people_forms import generate_password
 
 FULL_CAST = {"alice", "amy", "bob", "stan", "head_a", "head_p", "sysadmin", "secadmin", "auditor"}
 
