@@ -47,4 +47,5 @@ def navigation(request):
             active = item["key"]
     if not active and path == "/":
         active = "home"
-    return {"nav_items": items, "nav_active": active}
+    caps = {str(c) for c in user.capabilities()} if user is not None and user.is_authenticated else set()
+    return {"nav_items": items, "nav_active": active, "caps": caps}

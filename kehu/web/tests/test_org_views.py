@@ -238,3 +238,15 @@ def test_others_may_not_change_the_tree(login, people, org, who):
 def test_sysadmin_changes_through_the_service_check_nothing_leaks(admin_client, org):
     assert admin_client.get("/org/units/999999/").status_code == 404
     assert admin_client.post("/org/units/999999/add/", {}).status_code == 404
+
+
+def test_people_counts_only_for_roles_that_may_view_people(login, people, org):
+    """The system administrator sees no people (三员): the tree must not show him misleading zeros."""
+    sysadmin_page = login(people.sysadmin).get("/org/").content.decode()
+    assert 'class="counts muted"' in sysadmin_page and " · " not in _counts(sysadmin_page)
+    head_page = login(people.head_p).get("/org/").content.decode()
+    assert " · " in _counts(head_page)
+
+
+def _counts(page: str) -> str:
+    return " ".join(re.findall(r'<span class="counts muted">(.*?)</span>', page, flags=re.S))
