@@ -30,6 +30,17 @@ def pytest_configure(config):
     }
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the default language: a request's activate() must not leak into the next test."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def org(db):
     province_t = UnitTypeFactory(code="province", name="省公司", rank=0)

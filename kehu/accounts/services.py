@@ -418,7 +418,8 @@ def _guard_last_administrator(user: User, roles: set[str] | None = None) -> None
         others = User.objects.filter(is_active=True, role_assignments__role=role).exclude(pk=user.pk).count()
         if others == 0:
             raise ServiceError(
-                _("This is the last active %(role)s; appoint another first.") % {"role": Role(role).label}
+                _("%(user)s is the last active holder of the role “%(role)s”; appoint another first.")
+                % {"user": user.username, "role": Role(role).label}
             )
 
 
@@ -475,13 +476,13 @@ def _role_grant(*, acting_user: User, user: User, role: str, scope: str | None) 
         business = user.role_names() - ADMIN_ROLES
         if business:
             raise ServiceError(
-                _("Separation of duties: an administrator account holds no business role; %(user)s holds "
-                  "%(held)s.") % {"user": user.username, "held": Role(sorted(business)[0]).label},
+                _("Separation of duties: an administrator account holds no business role, and %(user)s holds "
+                  "the role “%(held)s”.") % {"user": user.username, "held": Role(sorted(business)[0]).label},
                 field="role", code="separation_of_duties",
             )  # fmt: skip
         if held:
             raise ServiceError(
-                _("Separation of duties: %(user)s already holds %(held)s; no account may hold two "
+                _("Separation of duties: %(user)s already holds the role “%(held)s”; no account may hold two "
                   "administrator roles.") % {"user": user.username, "held": Role(next(iter(held))).label},
                 field="role", code="separation_of_duties",
             )  # fmt: skip
@@ -489,7 +490,8 @@ def _role_grant(*, acting_user: User, user: User, role: str, scope: str | None) 
         admin = user.role_names() & ADMIN_ROLES
         if admin:
             raise ServiceError(
-                _("Separation of duties: %(user)s is a %(held)s and may hold no business role.")
+                _("Separation of duties: %(user)s holds the administrator role “%(held)s” and may hold no "
+                  "business role.")
                 % {"user": user.username, "held": Role(sorted(admin)[0]).label},
                 field="role", code="separation_of_duties",
             )  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from kehu.audit.selectors import audit_chain_verify
 
@@ -37,12 +38,19 @@ class Command(BaseCommand):
             raise CommandError(_("--batch-size must be at least 1."), returncode=2)
         result = audit_chain_verify(batch_size=batch_size)
         if result.ok:
-            self.stdout.write(_("OK: %(n)d events verified") % {"n": result.checked})
+            self.stdout.write(
+                ngettext("OK: %(n)d event verified", "OK: %(n)d events verified", result.checked)
+                % {"n": result.checked}
+            )
             return
         for problem in result.problems:
             self.stderr.write(problem)
         raise CommandError(
-            _("The audit trail failed verification: %(p)d problem(s) in %(n)d events.")
+            ngettext(
+                "The audit trail failed verification: %(p)d problem in %(n)d events.",
+                "The audit trail failed verification: %(p)d problems in %(n)d events.",
+                len(result.problems),
+            )
             % {"p": len(result.problems), "n": result.checked},
             returncode=1,
         )
