@@ -191,7 +191,11 @@ def test_failed_login_of_an_unknown_name_is_audited_without_an_account(people):
     event = AuditEvent.objects.get(action="auth.login_failed")
     from kehu.accounts.services import unknown_username_fingerprint
 
-    assert (event.actor_id, event.actor_username, event.object_id) == (None, unknown_username_fingerprint("mallory"), "")
+    assert (event.actor_id, event.actor_username, event.object_id) == (
+        None,
+        unknown_username_fingerprint("mallory"),
+        "",
+    )
     assert event.outcome == Outcome.FAILURE
 
 

@@ -34,7 +34,11 @@ def run_kehu(*args, env_overrides=None, drop=(), tmp_path=None):
 
 @pytest.mark.parametrize("missing", ["KEHU_SECRET_KEY", "KEHU_ALLOWED_HOSTS"])
 def test_production_start_without_required_setting_names_it(missing, tmp_path):
-    env = {"KEHU_SECRET_KEY": PROD_KEY, "KEHU_ALLOWED_HOSTS": "crm.example.cn", "KEHU_DATA_DIR": str(tmp_path)}
+    env = {
+        "KEHU_SECRET_KEY": PROD_KEY,
+        "KEHU_ALLOWED_HOSTS": "crm.example.cn",
+        "KEHU_DATA_DIR": str(tmp_path),
+    }
     env.pop(missing)
     result = run_kehu("check", env_overrides=env, drop=("KEHU_DEBUG", missing), tmp_path=tmp_path)
     assert result.returncode == 2
@@ -62,7 +66,9 @@ def test_deploy_check_is_clean_with_production_settings(tmp_path):
 
 
 def test_help_lists_kehu_commands_from_any_directory(tmp_path):
-    result = run_kehu("help", env_overrides={"KEHU_DEBUG": "1", "KEHU_DATA_DIR": str(tmp_path)}, tmp_path=tmp_path)
+    result = run_kehu(
+        "help", env_overrides={"KEHU_DEBUG": "1", "KEHU_DATA_DIR": str(tmp_path)}, tmp_path=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     for command in ("demo", "serve", "worker", "gen_data", "import", "export", "audit", "createsuperuser"):
         assert command in result.stdout

@@ -17,7 +17,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
 ]
 
 CHROMIUM_ARGS = [
@@ -81,7 +83,9 @@ def test_login_home_language_and_phone_menu(browser, live_server, org, transacti
         link.click()
         page.wait_for_load_state()
         assert page.locator("main").is_visible()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 375 + 1, f"{key} page scrolls sideways"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375 + 1, (
+            f"{key} page scrolls sideways"
+        )
     # And sign out from the drawer.
     page.goto(f"{live_server.url}/")
     page.click(".nav-toggle")

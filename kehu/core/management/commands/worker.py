@@ -10,7 +10,9 @@ class Command(BaseCommand):
     help = "Run the Celery worker that executes Kehu's background jobs."
 
     def add_arguments(self, parser):
-        parser.add_argument("--concurrency", type=int, default=0, help="worker processes (default: CPU cores)")
+        parser.add_argument(
+            "--concurrency", type=int, default=0, help="worker processes (default: CPU cores)"
+        )
         parser.add_argument("--loglevel", default="INFO")
 
     def handle(self, *args, concurrency, loglevel, **options):
