@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "kehu.accounts",
     "kehu.org",
     "kehu.audit",
+    "kehu.jobs",
     "kehu.web",
     "kehu.api",
     "ninja",
@@ -233,6 +234,17 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+
+# The cache carries background jobs' progress from the worker to the web pages: it must be shared by
+# them, so Redis in production (KEHU_CACHE_URL, default: the broker when that is Redis).
+CACHE_URL = os.environ.get("KEHU_CACHE_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 LOGGING = {
     "version": 1,

@@ -162,3 +162,9 @@ class UnitImportForm(forms.Form):
     )
     create_types = forms.BooleanField(label=_("Create unit types that do not exist yet"), required=False)
     dry_run = forms.BooleanField(label=_("Only check the file, change nothing"), required=False)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith((".csv", ".xlsx")):
+            raise forms.ValidationError(_("Upload a .csv or .xlsx file."))
+        return upload

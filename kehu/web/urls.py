@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from kehu.web.views import auth, home, org
+from kehu.web.views import auth, home, jobs, org
 
 urlpatterns = [
     path("", home.home_view, name="home"),
@@ -21,6 +21,8 @@ urlpatterns = [
     path("org/units/<int:pk>/active/", org.unit_set_active_view, name="unit_set_active"),
     path("org/units/<int:pk>/delete/", org.unit_delete_view, name="unit_delete"),
     # People administration and the audit trail have their own URL modules.
+    path("jobs/", jobs.job_list_view, name="job_list"),
+    path("jobs/<int:pk>/", jobs.job_detail_view, name="job_detail"),
     path("people/", include("kehu.web.people_urls")),
     path("audit/", include("kehu.web.audit_urls")),
 ]

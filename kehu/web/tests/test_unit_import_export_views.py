@@ -9,6 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from kehu.audit.models import AuditEvent
+from kehu.jobs.models import Job, JobStatus
 from kehu.org.models import Unit
 
 pytestmark = pytest.mark.django_db
@@ -16,37 +17,51 @@ pytestmark = pytest.mark.django_db
 HEADER = "code,name,type,parent_code,division_code\n"
 
 
-def upload(client, text: str, **flags):
+def upload(client, text: str, capture, **flags):
+    """Post the file; the import runs as a background job once the request's transaction commits."""
     data = {"file": SimpleUploadedFile("units.csv", text.encode("utf-8"), content_type="text/csv"), **flags}
-    return client.post("/org/import/", data)
+    with capture(execute=True):
+        response = client.post("/org/import/", data)
+    return response
 
 
-def test_system_admin_imports_a_file(login, people, org):
+def job_of(response) -> Job:
+    assert response.status_code == 302 and response["Location"].startswith("/jobs/")
+    return Job.objects.get(pk=int(response["Location"].strip("/").split("/")[-1]))
+
+
+def test_system_admin_imports_a_file(login, people, org, django_capture_on_commit_callbacks):
     client = login(people.sysadmin)
-    response = upload(client, HEADER + "A3,新站,station,CA,370102\n")
-    assert response.status_code == 302
+    response = upload(client, HEADER + "A3,新站,station,CA,370102\n", django_capture_on_commit_callbacks)
+    job = job_of(response)
+    assert job.status == JobStatus.SUCCEEDED and job.result["created"] == 1
     unit = Unit.objects.get(code="A3")
     assert unit.parent == org.city_a and unit.path.startswith(org.city_a.path)
-    assert AuditEvent.objects.filter(action="unit.create", object_id=str(unit.pk)).exists()
+    assert AuditEvent.objects.filter(action="unit.create", object_id=str(unit.pk), channel="task").exists()
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and 'data-status="succeeded"' in page.content.decode()
 
 
-def test_a_bad_row_changes_nothing_and_is_listed_with_row_and_column(login, people, org):
+def test_a_bad_row_changes_nothing_and_is_listed_with_row_and_column(
+    login, people, org, django_capture_on_commit_callbacks
+):
     client = login(people.sysadmin)
     before = Unit.objects.count()
-    response = upload(client, HEADER + "A3,新站,station,CA,370102\nA4,坏站,station,NOPE,999999\n")
-    assert response.status_code == 200
+    text = HEADER + "A3,新站,station,CA,370102\nA4,坏站,station,NOPE,999999\n"
+    job = job_of(upload(client, text, django_capture_on_commit_callbacks))
     assert Unit.objects.count() == before
-    page = response.content.decode()
-    assert 'data-testid="import-result"' in page
-    rows = {(e.row, e.field) for e in response.context["errors"]}
+    assert job.status == JobStatus.FAILED and "nothing was changed" in job.error
+    rows = {(e["row"], e["field"]) for e in job.result["errors"]}
     assert (3, "parent_code") in rows and (3, "division_code") in rows
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert 'data-testid="import-errors"' in page and "NOPE" in page
 
 
-def test_dry_run_reports_without_writing(login, people, org):
+def test_dry_run_reports_without_writing(login, people, org, django_capture_on_commit_callbacks):
     client = login(people.sysadmin)
-    response = upload(client, HEADER + "A3,新站,station,CA,370102\n", dry_run="on")
-    assert response.status_code == 200
-    assert response.context["result"].created == 1
+    job = job_of(upload(client, HEADER + "A3,新站,station,CA,370102\n", django_capture_on_commit_callbacks,
+                        dry_run="on"))  # fmt: skip
+    assert job.status == JobStatus.SUCCEEDED and job.result["dry_run"] and job.result["created"] == 1
     assert not Unit.objects.filter(code="A3").exists()
 
 
@@ -55,14 +70,29 @@ def test_an_unsupported_file_is_refused_at_the_field(login, people):
     data = {"file": SimpleUploadedFile("units.xls", b"junk")}
     response = client.post("/org/import/", data)
     assert response.status_code == 200
-    assert response.context["form"].errors
+    assert response.context["form"].errors["file"]
+    assert not Job.objects.exists()
+
+
+def test_a_job_is_its_starters_alone(login, people, org, django_capture_on_commit_callbacks):
+    client = login(people.sysadmin)
+    job = job_of(upload(client, HEADER + "A3,新站,station,CA,370102\n", django_capture_on_commit_callbacks))
+    from django.test import Client
+
+    from kehu.testing.factories import sign_in
+
+    other = sign_in(Client(), people.head_p)
+    assert other.get(f"/jobs/{job.pk}/").status_code == 404
+    assert f'href="/jobs/{job.pk}/"' not in other.get("/jobs/").content.decode()
+    assert f'href="/jobs/{job.pk}/"' in client.get("/jobs/").content.decode()
 
 
 @pytest.mark.parametrize("who", ["alice", "head_a", "secadmin", "auditor"])
 def test_only_the_system_admin_may_import(login, people, who):
     client = login(getattr(people, who))
     assert client.get("/org/import/").status_code == 403
-    assert upload(client, HEADER + "X1,站,station,CA,370102\n").status_code == 403
+    data = {"file": SimpleUploadedFile("units.csv", (HEADER + "X1,站,station,CA,370102\n").encode())}
+    assert client.post("/org/import/", data).status_code == 403
     assert not Unit.objects.filter(code="X1").exists()
 
 

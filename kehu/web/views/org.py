@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from kehu.accounts.roles import Capability
 from kehu.core.errors import NotAllowed, ServiceError
 from kehu.core.scoping import get_visible_or_404
+from kehu.jobs.services import job_submit
 from kehu.org.exports import units_export
-from kehu.org.imports import units_import
 from kehu.org.models import Unit
 from kehu.org.services import unit_create, unit_delete, unit_move, unit_set_active, unit_update
 from kehu.web.forms import UnitFieldsForm, UnitImportForm, UnitMoveForm, UnitSearchForm, add_service_error
@@ -208,31 +208,20 @@ def units_export_view(request):
 @require_http_methods(["GET", "POST"])
 @capability_required(Capability.MANAGE_UNITS)
 def units_import_view(request):
-    """Upload a units file (CSV/XLSX); every row is checked before anything is written."""
+    """Upload a units file (CSV/XLSX); a background job checks every row, then applies it or lists the problems."""
     form = UnitImportForm(request.POST or None, request.FILES or None)
-    result = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            result = units_import(
-                acting_user=request.user, filename=upload.name, content=upload.read(),
-                create_types=form.cleaned_data["create_types"], dry_run=form.cleaned_data["dry_run"],
+            job = job_submit(
+                acting_user=request.user, kind="units_import", filename=upload.name, content=upload.read(),
+                params={"create_types": form.cleaned_data["create_types"], "dry_run": form.cleaned_data["dry_run"]},
             )  # fmt: skip
         except ServiceError as exc:
             add_service_error(form, exc)
         else:
-            if result.ok and not result.dry_run:
-                messages.success(
-                    request,
-                    _("Import done: %(c)d created, %(u)d updated, %(m)d moved, %(n)d unchanged.")
-                    % {"c": result.created, "u": result.updated, "m": result.moved, "n": result.unchanged},
-                )
-                return redirect("org_tree")
-    return render(
-        request, "web/org/import.html",
-        {"form": form, "result": result, "errors": result.errors[:500] if result else [],
-         "more_errors": max(0, len(result.errors) - 500) if result else 0},
-    )  # fmt: skip
+            return redirect("job_detail", pk=job.pk)
+    return render(request, "web/org/import.html", {"form": form})
 
 
 def _int_or_404(value: str) -> int:
