@@ -80,6 +80,21 @@ def password_change(*, acting_user: User, old_password: str, new_password: str) 
                      extra={"tokens_revoked": revoked})  # fmt: skip
 
 
+def _set_temporary_password(user: User, new_password: str) -> int:
+    """A password the user must change at next sign-in; unlocks the account and revokes its API tokens.
+
+    Call inside a transaction, after validating the password. Returns how many tokens were revoked.
+    """
+    user.set_password(new_password)
+    user.must_change_password = True
+    user.password_changed_at = timezone.now()
+    user.failed_login_count = 0
+    user.locked_until = None
+    user.save(update_fields=["password", "must_change_password", "password_changed_at", "failed_login_count",
+                             "locked_until"])  # fmt: skip
+    return api_tokens_revoke(user)
+
+
 def user_password_reset(*, acting_user: User, user: User, new_password: str) -> None:
     """The security administrator sets a temporary password; the user must change it at next login."""
     require(acting_user, Capability.MANAGE_USERS, _("Only the security administrator resets passwords."))
@@ -90,14 +105,10 @@ def user_password_reset(*, acting_user: User, user: User, new_password: str) -> 
         )
     _validate_password(new_password, user)
     with transaction.atomic():
-        user.set_password(new_password)
-        user.must_change_password = True
-        user.password_changed_at = timezone.now()
-        user.failed_login_count = 0
-        user.locked_until = None
-        user.save(update_fields=["password", "must_change_password", "password_changed_at",
-                                 "failed_login_count", "locked_until"])  # fmt: skip
-        audit_record(actor=acting_user, action="user.password_reset", obj=user)
+        revoked = _set_temporary_password(user, new_password)
+        audit_record(
+            actor=acting_user, action="user.password_reset", obj=user, extra={"tokens_revoked": revoked}
+        )
 
 
 # ---------------------------------------------------------------- login
@@ -593,14 +604,7 @@ def operator_password_reset(*, username: str, new_password: str) -> User:
         raise ServiceError(_("No account “%(u)s”.") % {"u": username}, field="username")
     _validate_password(new_password, user)
     with transaction.atomic():
-        user.set_password(new_password)
-        user.must_change_password = True
-        user.password_changed_at = timezone.now()
-        user.failed_login_count = 0
-        user.locked_until = None
-        user.save(update_fields=["password", "must_change_password", "password_changed_at",
-                                 "failed_login_count", "locked_until"])  # fmt: skip
-        revoked = api_tokens_revoke(user)
+        revoked = _set_temporary_password(user, new_password)
         audit_record(actor=None, actor_username="(operator)", action="user.password_reset", obj=user,
                      extra={"by": "kehu changepassword", "tokens_revoked": revoked})  # fmt: skip
     return user
