@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from kehu.accounts.models import RoleAssignment, User
 from kehu.accounts.roles import ManagerGrade, Role
@@ -251,7 +252,8 @@ def demo_load(*, stdout=None) -> DemoResult:
         if security is None:
             if "secadmin" in existing_users:
                 raise ServiceError(
-                    "The account “secadmin” exists but is not an active security administrator."
+                    _("The account “%(username)s” exists but is not an active security administrator.")
+                    % {"username": "secadmin"}
                 )
             security = bootstrap_security_admin(
                 username=spec.username, full_name=spec.full_name, password=DEMO_PASSWORD
@@ -266,7 +268,10 @@ def demo_load(*, stdout=None) -> DemoResult:
         create_person(by_username["sysadmin"], security, {})
         system = _admin(Role.SYSTEM_ADMIN, "sysadmin")
         if system is None:
-            raise ServiceError("The account “sysadmin” exists but is not an active system administrator.")
+            raise ServiceError(
+                _("The account “%(username)s” exists but is not an active system administrator.")
+                % {"username": "sysadmin"}
+            )
 
         # 3. Unit types and units.
         types = {t.code: t for t in UnitType.objects.filter(code__in=[c for c, *_ in UNIT_TYPES])}
@@ -284,7 +289,10 @@ def demo_load(*, stdout=None) -> DemoResult:
                     division_code=s.division_code, parent=units[s.parent_code] if s.parent_code else None,
                 )  # fmt: skip
                 result.units_created += 1
-        say(f"Units: {result.units_created} created, {len(unit_specs) - result.units_created} already there.")
+        say(
+            _("Units: %(created)d created, %(existing)d already there.")
+            % {"created": result.units_created, "existing": len(unit_specs) - result.units_created}
+        )
 
         # 4. Administrators created before the province existed now join it.
         province = units[PROVINCE[0]]
@@ -296,7 +304,10 @@ def demo_load(*, stdout=None) -> DemoResult:
         for spec in people:
             create_person(spec, security, units)
         result.users_created = len(created)
-        say(f"People: {result.users_created} created, {len(people) - result.users_created} already there.")
+        say(
+            _("People: %(created)d created, %(existing)d already there.")
+            % {"created": result.users_created, "existing": len(people) - result.users_created}
+        )
 
         # 6. Known password, no forced change: only for accounts created now, so a re-run changes nothing.
         if created:

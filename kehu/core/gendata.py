@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from kehu.accounts.models import RoleAssignment, User
 from kehu.accounts.roles import DEFAULT_SCOPE, ManagerGrade, Role
@@ -91,11 +93,13 @@ def level_sizes(units: int, depth: int) -> list[int]:
     child and all leaves are on the last level.
     """
     if depth < 2 or depth > MAX_DEPTH:
-        raise ServiceError(f"--depth must be between 2 and {MAX_DEPTH}.", field="depth")
+        raise ServiceError(_("--depth must be between 2 and %(max)d.") % {"max": MAX_DEPTH}, field="depth")
     if units < depth:
-        raise ServiceError(f"--units must be at least the depth ({depth}).", field="units")
+        raise ServiceError(
+            _("--units must be at least the depth (%(depth)d).") % {"depth": depth}, field="units"
+        )
     low, high = 1.0, float(units)
-    for _ in range(200):  # the fan-out f with 1 + f + … + f^(depth-1) = units
+    for _step in range(200):  # the fan-out f with 1 + f + … + f^(depth-1) = units
         mid = (low + high) / 2
         if sum(mid**k for k in range(depth)) < units:
             low = mid
@@ -113,7 +117,7 @@ def level_sizes(units: int, depth: int) -> list[int]:
                 sizes[-1] += 1
                 break
         else:  # pragma: no cover - impossible while units >= depth
-            raise ServiceError("Cannot shape the tree; use more units or fewer levels.", field="units")
+            raise ServiceError(_("Cannot shape the tree; use more units or fewer levels."), field="units")
     return sizes
 
 
@@ -202,16 +206,20 @@ def unit_code(prefix: str, level: int, index: int) -> str:
 
 def _check_prefix(prefix: str) -> str:
     if not _PREFIX.match(prefix or ""):
-        raise ServiceError("--prefix must be 1 to 12 letters, digits or underscores.", field="prefix")
+        raise ServiceError(_("--prefix must be 1 to 12 letters, digits or underscores."), field="prefix")
     if Unit.objects.filter(code__startswith=f"{prefix}-").exists():
         raise ServiceError(
-            f"Units with the code prefix “{prefix}-” exist already (a previous gen-data run); "
-            "choose another --prefix.",
+            _(
+                "Units with the code prefix “%(prefix)s” exist already (a previous gen-data run); "
+                "choose another --prefix."
+            )
+            % {"prefix": f"{prefix}-"},
             field="prefix",
         )
     if User.objects.filter(username__startswith=f"{prefix.lower()}-").exists():
         raise ServiceError(
-            f"Accounts with the username prefix “{prefix.lower()}-” exist already; choose another --prefix.",
+            _("Accounts with the username prefix “%(prefix)s” exist already; choose another --prefix.")
+            % {"prefix": f"{prefix.lower()}-"},
             field="prefix",
         )
     return prefix
@@ -249,7 +257,7 @@ def generate_org(
     """Create a synthetic organisation; refuses when units with ``prefix`` exist already."""
     started = time.perf_counter()
     if people_per_leaf < 0:
-        raise ServiceError("--people-per-unit must not be negative.", field="people_per_leaf")
+        raise ServiceError(_("--people-per-unit must not be negative."), field="people_per_leaf")
     sizes = level_sizes(units, depth)
     rng = random.Random(seed)
     names = NameMaker(random.Random(seed + 1))
@@ -292,7 +300,13 @@ def generate_org(
                 unit.path = (unit.parent.path if unit.parent else "") + path_segment(unit.pk)
             _set_paths(created, batch_size)
             levels.append(created)
-            say(f"  level {level} ({types[level].name}): {size} units")
+            say(
+                "  "
+                + ngettext(
+                    "level %(level)d (%(type)s): %(n)d unit", "level %(level)d (%(type)s): %(n)d units", size
+                )
+                % {"level": level, "type": types[level].name, "n": size}
+            )
 
         # People: a unit head on every unit above the leaves; customer managers on the leaves.
         people: list[tuple[User, str]] = []

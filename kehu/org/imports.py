@@ -63,8 +63,11 @@ class RowError:
     message: str
 
     def __str__(self) -> str:
-        where = f"row {self.row}, field {self.field}" if self.field else f"row {self.row}"
-        return f"{where}: {self.message}"
+        if self.field:
+            return _("row %(row)d, field %(field)s: %(message)s") % {
+                "row": self.row, "field": self.field, "message": self.message,
+            }  # fmt: skip
+        return _("row %(row)d: %(message)s") % {"row": self.row, "message": self.message}
 
 
 @dataclass

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from kehu.accounts.models import RoleAssignment, User
 from kehu.accounts.roles import Role
@@ -108,8 +109,9 @@ def test_refuses_a_second_run_with_the_same_prefix():
 @pytest.mark.django_db
 def test_command_prints_counts():
     out = io.StringIO()
-    call_command("gen_data", "--units", "50", "--depth", "3", "--people-per-unit", "2", "--prefix", "C",
-                 "--seed", "5", stdout=out)  # fmt: skip
+    with translation.override("en"):  # the output is asserted in English, the source language
+        call_command("gen_data", "--units", "50", "--depth", "3", "--people-per-unit", "2", "--prefix", "C",
+                     "--seed", "5", stdout=out)  # fmt: skip
     text = out.getvalue()
     assert "Generated 50 units" in text and "seed 5" in text
     assert Unit.objects.filter(code__startswith="C-").count() == 50

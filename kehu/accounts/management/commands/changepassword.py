@@ -11,6 +11,7 @@ import getpass
 import os
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from kehu.core.context import request_context
 from kehu.core.errors import ServiceError
@@ -30,16 +31,17 @@ class Command(BaseCommand):
         if noinput:
             password = os.environ.get("KEHU_ADMIN_PASSWORD", "")
             if not password:
-                raise CommandError("Set KEHU_ADMIN_PASSWORD when using --noinput.")
+                raise CommandError(_("Set KEHU_ADMIN_PASSWORD when using --noinput."))
         else:
-            password = getpass.getpass("New temporary password: ")
-            if password != getpass.getpass("Again: "):
-                raise CommandError("The two passwords differ.")
+            password = getpass.getpass(_("New temporary password: "))
+            if password != getpass.getpass(_("Again: ")):
+                raise CommandError(_("The two passwords differ."))
         try:
             with request_context(channel="cli"):
                 user = operator_password_reset(username=username, new_password=password)
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
-            f"Temporary password set for {user.username!r}; it must be changed at the next sign-in."
+            _("Temporary password set for %(username)s; it must be changed at the next sign-in.")
+            % {"username": repr(user.username)}
         )

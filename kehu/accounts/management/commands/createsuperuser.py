@@ -10,6 +10,7 @@ import getpass
 import os
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from kehu.core.context import request_context
 from kehu.core.errors import ServiceError
@@ -33,15 +34,15 @@ class Command(BaseCommand):
         if unit:
             unit_obj = Unit.objects.filter(code=unit).first()
             if unit_obj is None:
-                raise CommandError(f"No unit with code {unit!r}.")
+                raise CommandError(_("No unit with code %(code)s.") % {"code": repr(unit)})
         if noinput:
             password = os.environ.get("KEHU_ADMIN_PASSWORD", "")
             if not password:
-                raise CommandError("Set KEHU_ADMIN_PASSWORD when using --noinput.")
+                raise CommandError(_("Set KEHU_ADMIN_PASSWORD when using --noinput."))
         else:
-            password = getpass.getpass("Password: ")
-            if password != getpass.getpass("Password (again): "):
-                raise CommandError("The two passwords differ.")
+            password = getpass.getpass(_("Password: "))
+            if password != getpass.getpass(_("Password (again): ")):
+                raise CommandError(_("The two passwords differ."))
         try:
             with request_context(channel="cli"):
                 user = bootstrap_security_admin(username=username, full_name=full_name, password=password,
@@ -49,6 +50,9 @@ class Command(BaseCommand):
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
-            f"Security administrator {user.username!r} created. Sign in, change the password, then create the "
-            "system and audit administrators under People."
+            _(
+                "Security administrator %(username)s created. Sign in, change the password, then create the "
+                "system and audit administrators under People."
+            )
+            % {"username": repr(user.username)}
         )

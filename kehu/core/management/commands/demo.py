@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from kehu.core.context import request_context
 from kehu.core.errors import ServiceError
@@ -28,9 +29,18 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if quiet:
             return
-        state = "loaded" if result.changed else "already loaded, nothing changed"
-        self.stdout.write(
-            f"Demo {state}: {result.units_total} units ({result.stations} stations), "
-            f"{result.users_total} people, in {result.seconds:.1f} s.\n"
-        )
+        values = {
+            "units": result.units_total, "stations": result.stations, "people": result.users_total,
+            "seconds": result.seconds,
+        }  # fmt: skip
+        if result.changed:
+            message = _(
+                "Demo loaded: %(units)d units (%(stations)d stations), %(people)d people, in %(seconds).1f s."
+            )
+        else:
+            message = _(
+                "Demo already loaded, nothing changed: %(units)d units (%(stations)d stations), "
+                "%(people)d people, in %(seconds).1f s."
+            )
+        self.stdout.write(message % values + "\n")
         self.stdout.write(format_logins(result))

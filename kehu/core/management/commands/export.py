@@ -12,6 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext_lazy
 
 from kehu.accounts.roles import Capability
 from kehu.core.context import request_context
@@ -24,7 +26,7 @@ def _unit_by_code(user, code: str):
 
     unit = Unit.objects.visible_to(user).filter(code=code).first()
     if unit is None:
-        raise CommandError(f"No unit with the code “{code}”.")
+        raise CommandError(_("No unit with the code “%(code)s”.") % {"code": code})
     return unit
 
 
@@ -42,7 +44,9 @@ class Option:
 class ExportKind:
     service: str  # dotted path, imported when used
     capability: Capability  # what the default account must hold; the service checks for itself
-    help: str
+    help: str  # argparse help, in English
+    what: str  # translated noun for messages: “… may not export units”
+    counted: Any  # ngettext_lazy(…, "n"): how many were exported, “5 units”
     options: tuple[Option, ...] = ()
 
 
@@ -51,6 +55,8 @@ EXPORT_KINDS: dict[str, ExportKind] = {
         service="kehu.org.exports.units_export",
         capability=Capability.EXPORT_UNITS,
         help="the organisation tree, in the format `kehu import units` reads",
+        what=gettext_lazy("units"),
+        counted=ngettext_lazy("%(n)d unit", "%(n)d units", "n"),
         options=(
             Option(
                 ("--within",),
@@ -82,16 +88,18 @@ class Command(BaseCommand):
         path = Path(options["file"])
         fmt = FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise CommandError(f"Cannot tell the format of {path.name}: name the file .csv or .xlsx.")
+            raise CommandError(
+                _("Cannot tell the format of %(file)s: name the file .csv or .xlsx.") % {"file": path.name}
+            )
         if options["as_user"]:
             # Anyone whose role may export; the service checks again and applies their scope.
             from kehu.accounts.models import User
 
             user = User.objects.filter(username=options["as_user"], is_active=True).first()
             if user is None:
-                raise CommandError(f"No active account “{options['as_user']}”.")
+                raise CommandError(_("No active account “%(username)s”.") % {"username": options["as_user"]})
         else:
-            user = acting_user(None, kind.capability, doing=f"export {options['kind']}")
+            user = acting_user(None, kind.capability, doing=_("export %(what)s") % {"what": kind.what})
         extra = {}
         for option in kind.options:
             value = options[option.dest]
@@ -106,5 +114,10 @@ class Command(BaseCommand):
         try:
             path.write_bytes(content)
         except OSError as exc:
-            raise CommandError(f"Cannot write {path}: {exc.strerror or exc}") from None
-        self.stdout.write(f"Exported {count} {options['kind']} to {path} as {user.username}.")
+            raise CommandError(
+                _("Cannot write %(path)s: %(reason)s") % {"path": path, "reason": exc.strerror or exc}
+            ) from None
+        self.stdout.write(
+            _("Exported %(count)s to %(path)s as %(username)s.")
+            % {"count": kind.counted % {"n": count}, "path": path, "username": user.username}
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from kehu.core.context import request_context
 from kehu.core.errors import ServiceError
@@ -39,9 +41,22 @@ class Command(BaseCommand):
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         if verbose:
-            roles = ", ".join(f"{role} {n}" for role, n in sorted(result.by_role.items()))
+            roles = pgettext("list of counts", ", ").join(
+                f"{role} {n}" for role, n in sorted(result.by_role.items())
+            )
             self.stdout.write(
-                f"Generated {result.units} units ({' / '.join(map(str, result.level_sizes))} per level), "
-                f"{result.users} people ({roles}), {result.role_assignments} role assignments "
-                f"with prefix {result.prefix!r} and seed {result.seed} in {result.seconds:.1f} s."
+                _(
+                    "Generated %(units)d units (%(sizes)s per level), %(people)d people (%(roles)s), "
+                    "%(assignments)d role assignments with prefix %(prefix)s and seed %(seed)d in %(seconds).1f s."
+                )
+                % {
+                    "units": result.units,
+                    "sizes": " / ".join(map(str, result.level_sizes)),
+                    "people": result.users,
+                    "roles": roles,
+                    "assignments": result.role_assignments,
+                    "prefix": repr(result.prefix),
+                    "seed": result.seed,
+                    "seconds": result.seconds,
+                }
             )

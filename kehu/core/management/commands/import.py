@@ -16,6 +16,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext, pgettext_lazy
 
 from kehu.accounts.roles import Capability
 from kehu.core.context import request_context
@@ -23,6 +25,16 @@ from kehu.core.errors import ServiceError
 from kehu.core.management.commands._common import acting_user
 
 MAX_ERRORS_SHOWN = 200
+
+# How the command names the counts of a result's ``summary()``; a key not listed here is printed as it is.
+SUMMARY_LABELS = {
+    "rows": pgettext_lazy("import summary", "rows"),
+    "created": pgettext_lazy("import summary", "created"),
+    "updated": pgettext_lazy("import summary", "updated"),
+    "moved": pgettext_lazy("import summary", "moved"),
+    "unchanged": pgettext_lazy("import summary", "unchanged"),
+    "types_created": pgettext_lazy("import summary", "types_created"),
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,8 @@ class Option:
 class ImportKind:
     service: str  # dotted path, imported when used
     capability: Capability
-    help: str
+    help: str  # argparse help, in English
+    what: str  # translated noun for messages: “… may not import units”
     options: tuple[Option, ...] = ()
 
 
@@ -47,6 +60,7 @@ IMPORT_KINDS: dict[str, ImportKind] = {
         service="kehu.org.imports.units_import",
         capability=Capability.MANAGE_UNITS,
         help="the organisation tree: code,name,type,parent_code,division_code",
+        what=gettext_lazy("units"),
         options=(
             Option(
                 ("--create-types",),
@@ -78,8 +92,12 @@ class Command(BaseCommand):
         try:
             content = path.read_bytes()
         except OSError as exc:
-            raise CommandError(f"Cannot read {path}: {exc.strerror or exc}") from None
-        user = acting_user(options["as_user"], kind.capability, doing=f"import {options['kind']}")
+            raise CommandError(
+                _("Cannot read %(path)s: %(reason)s") % {"path": path, "reason": exc.strerror or exc}
+            ) from None
+        user = acting_user(
+            options["as_user"], kind.capability, doing=_("import %(what)s") % {"what": kind.what}
+        )
         service = import_string(kind.service)
         extra = {option.dest: options[option.dest] for option in kind.options}
         with request_context(channel="cli"):
@@ -93,24 +111,46 @@ class Command(BaseCommand):
         if result.errors:
             for error in result.errors[:MAX_ERRORS_SHOWN]:
                 self.stderr.write(str(error))
-            if len(result.errors) > MAX_ERRORS_SHOWN:
-                self.stderr.write(f"… and {len(result.errors) - MAX_ERRORS_SHOWN} more errors.")
+            more = len(result.errors) - MAX_ERRORS_SHOWN
+            if more > 0:
+                self.stderr.write(
+                    ngettext("… and %(n)d more error.", "… and %(n)d more errors.", more) % {"n": more}
+                )
             raise CommandError(
-                f"{len(result.errors)} error(s) in {path.name}; nothing was imported.", returncode=1
+                ngettext(
+                    "%(n)d error in %(file)s; nothing was imported.",
+                    "%(n)d errors in %(file)s; nothing was imported.",
+                    len(result.errors),
+                )
+                % {"n": len(result.errors), "file": path.name},
+                returncode=1,
             )
-        summary = ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}"
-                            for k, v in result.summary().items() if v or k != "types_created")  # fmt: skip
-        prefix = "Dry run, nothing written — would import" if result.dry_run else "Imported"
-        self.stdout.write(f"{prefix} {path.name} as {user.username}: {summary}.")
+        values = {"file": path.name, "username": user.username, "summary": self._summary(result.summary())}
+        if result.dry_run:
+            self.stdout.write(
+                _("Dry run, nothing written — would import %(file)s as %(username)s: %(summary)s.") % values
+            )
+        else:
+            self.stdout.write(_("Imported %(file)s as %(username)s: %(summary)s.") % values)
+
+    @staticmethod
+    def _summary(summary: dict[str, object]) -> str:
+        """``rows 5, created 5, updated 0, …``: each count after its label; empty lists left out."""
+        names_sep = pgettext("list of names", ", ")
+        return pgettext("list of counts", ", ").join(
+            f"{SUMMARY_LABELS.get(key, key)} {names_sep.join(value) if isinstance(value, list) else value}"
+            for key, value in summary.items()
+            if value or key != "types_created"
+        )
 
     _progress_shown = False
 
     def _progress(self, done: int, total: int) -> None:
         if self.stderr.isatty():
-            self.stderr.write(f"\r{done}/{total} rows", ending="")
+            self.stderr.write("\r" + _("%(done)d/%(total)d rows") % {"done": done, "total": total}, ending="")
             self._progress_shown = True
         elif done and (done == total or done % 5000 == 0):
-            self.stderr.write(f"{done}/{total} rows")
+            self.stderr.write(_("%(done)d/%(total)d rows") % {"done": done, "total": total})
 
     def _end_progress(self) -> None:
         if self._progress_shown:

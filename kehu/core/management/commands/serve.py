@@ -10,6 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 
 class Command(BaseCommand):
@@ -26,12 +28,14 @@ class Command(BaseCommand):
     def handle(self, *args, bind, workers, timeout, no_collectstatic, **options):
         executor = MigrationExecutor(connection)
         if executor.migration_plan(executor.loader.graph.leaf_nodes()):
-            raise CommandError("The database has unapplied migrations: run `kehu migrate` first.")
+            raise CommandError(_("The database has unapplied migrations: run `kehu migrate` first."))
         vendor = settings.BASE_DIR / "web" / "static" / "vendor" / "htmx.min.js"
         if not vendor.exists():
             raise CommandError(
-                "Front-end libraries are missing (kehu/web/static/vendor): run `make frontend` "
-                "(npm ci in frontend/) before serving."
+                _(
+                    "Front-end libraries are missing (kehu/web/static/vendor): run `make frontend` "
+                    "(npm ci in frontend/) before serving."
+                )
             )
         if not no_collectstatic:
             call_command("collectstatic", interactive=False, verbosity=0)
@@ -42,6 +46,13 @@ class Command(BaseCommand):
             "--access-logfile", "-", "--error-logfile", "-", "--forwarded-allow-ips",
             os.environ.get("KEHU_FORWARDED_ALLOW_IPS", "127.0.0.1"),
         ]  # fmt: skip
-        self.stdout.write(f"Kehu is serving on http://{bind}/ ({workers} workers). Ctrl-C stops it.")
+        self.stdout.write(
+            ngettext(
+                "Kehu is serving on http://%(bind)s/ (%(n)d worker). Ctrl-C stops it.",
+                "Kehu is serving on http://%(bind)s/ (%(n)d workers). Ctrl-C stops it.",
+                workers,
+            )
+            % {"bind": bind, "n": workers}
+        )
         self.stdout.flush()
         os.execv(sys.executable, argv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 
 class Command(BaseCommand):
@@ -18,8 +19,10 @@ class Command(BaseCommand):
     def handle(self, *args, concurrency, loglevel, **options):
         if not settings.CELERY_BROKER_URL:
             raise CommandError(
-                "KEHU_BROKER_URL is not set, so background jobs run inside the web process and no worker is "
-                "needed. Set KEHU_BROKER_URL=redis://127.0.0.1:6379/0 to run them in a worker."
+                _(
+                    "KEHU_BROKER_URL is not set, so background jobs run inside the web process and no worker "
+                    "is needed. Set KEHU_BROKER_URL=redis://127.0.0.1:6379/0 to run them in a worker."
+                )
             )
         from kehu.celery import app
 
