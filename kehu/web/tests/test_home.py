@@ -138,3 +138,13 @@ def test_not_found_and_forbidden_pages_fit_the_layout(login, people, client):
     response = client.get("/org/units/add/")
     assert response.status_code == 403
     assert 'data-testid="forbidden"' in response.content.decode()
+
+
+def test_every_page_title_names_the_page_and_the_product(login, people):
+    import re
+
+    client = login(people.head_a)
+    for path in ("/", "/org/", "/people/", "/jobs/", "/password/"):
+        title = re.search(r"<title>(.*?)</title>", client.get(path).content.decode(), flags=re.S).group(1)
+        page, _, product = title.partition(" · ")
+        assert page.strip() and product.strip(), (path, title)
