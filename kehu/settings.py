@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "kehu.core",
     "kehu.accounts",
     "kehu.org",
+    "kehu.customers",
     "kehu.audit",
     "kehu.jobs",
     "kehu.web",

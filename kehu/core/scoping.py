@@ -47,12 +47,16 @@ class ScopePolicy:
 
     unit: lookup from the model to its owning ``org.Unit`` ("" when the model *is* the unit).
     owners: lookups from the model to the ``accounts.User`` rows that own it (for the ``own`` scope).
+    unit_path: a field of the model holding a copy of its unit's path. Large tables (customers) keep
+        one so that "in my subtree" is a range on their own index instead of a lookup in org_unit;
+        ``org.services.unit_move`` rewrites these copies with the units' paths.
     see_all_roles: roles that see every row of this model whatever their data scope
         (e.g. the security administrator for user accounts).
     extra: a function ``(user) -> Q`` for rows always visible to a user (e.g. their own account).
     """
 
     unit: str | None = None
+    unit_path: str | None = None
     owners: tuple[str, ...] = ()
     see_all_roles: frozenset[str] = field(default_factory=frozenset)
     extra: Callable[[User], Q] | None = None
@@ -93,7 +97,10 @@ def scope_q(model: type[models.Model], user: User | None) -> Q:
         if scope == DataScope.ALL:
             return Q()
         if policy.unit is not None and user.unit_id is not None:
-            if scope == DataScope.SUBTREE:
+            if scope == DataScope.SUBTREE and policy.unit_path:
+                low, high = user.unit.subtree_path_range()
+                q |= Q(**{f"{policy.unit_path}__gte": low, f"{policy.unit_path}__lt": high})
+            elif scope == DataScope.SUBTREE:
                 q |= subtree_q(user.unit, prefix=policy.unit)
             elif scope == DataScope.UNIT:
                 q |= Q(**{_prefixed(policy.unit, "pk") if policy.unit else "pk": user.unit_id})
@@ -108,6 +115,18 @@ def scope_q(model: type[models.Model], user: User | None) -> Q:
 class ScopedQuerySet(models.QuerySet):
     def visible_to(self, user: User | None) -> ScopedQuerySet:
         return self.filter(scope_q(self.model, user))
+
+
+def models_with_unit_path() -> list[tuple[type[models.Model], str]]:
+    """Models keeping a copy of their unit's path (see ScopePolicy.unit_path)."""
+    from django.apps import apps
+
+    found = []
+    for model in apps.get_models():
+        policy = getattr(model, "scope_policy", None)
+        if policy is not None and policy.unit_path:
+            found.append((model, policy.unit_path))
+    return found
 
 
 def get_visible_or_404(queryset_or_model: Any, user: User | None, **lookup: Any):

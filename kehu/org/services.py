@@ -15,6 +15,7 @@ from kehu.accounts.roles import Capability
 from kehu.audit.services import audit_record, diff, snapshot
 from kehu.core.divisions import division_code_error
 from kehu.core.errors import ServiceError, require
+from kehu.core.scoping import models_with_unit_path
 from kehu.org.models import MAX_DEPTH, PATH_STEP, Unit, UnitType, path_segment
 
 UNIT_EDITABLE_FIELDS = ("code", "name", "unit_type", "division_code")
@@ -149,6 +150,11 @@ def unit_move(*, acting_user, unit: Unit, new_parent: Unit | None) -> Unit:
             updated_at=timezone.now(),
         )
         Unit.objects.filter(pk=unit.pk).update(parent=new_parent)
+        # Rows keeping a copy of their unit's path (customers…) follow the move in the same transaction.
+        for model, field in models_with_unit_path():
+            model.objects.filter(**{f"{field}__gte": low, f"{field}__lt": high}).update(
+                **{field: Concat(Value(new_path), Substr(field, len(old_path) + 1, Length(field)))}
+            )
         unit.refresh_from_db()
         audit_record(
             actor=acting_user, action="unit.move", obj=unit,
