@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-ALIASES = {"gen-data": "gen_data", "--help": "help", "-h": "help"}
+ALIASES = {"gen-data": "gen_data", "rotate-data-keys": "rotate_data_keys", "--help": "help", "-h": "help"}
 
 
 def main(argv: list[str] | None = None) -> None:

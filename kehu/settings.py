@@ -173,6 +173,11 @@ KEHU_LOCKOUT_MINUTES = env_int("KEHU_LOCKOUT_MINUTES", 30)
 KEHU_SESSION_IDLE_MINUTES = env_int("KEHU_SESSION_IDLE_MINUTES", 30)
 KEHU_SESSION_MAX_HOURS = env_int("KEHU_SESSION_MAX_HOURS", 12)
 KEHU_API_TOKEN_HOURS = env_int("KEHU_API_TOKEN_HOURS", 12)
+# Personal data at rest (kehu/core/crypto.py): data keys (id=base64key,… the first encrypts), cipher, and
+# the blind-index key, which must never change. Unset: derived from KEHU_SECRET_KEY (development only).
+KEHU_DATA_KEYS = os.environ.get("KEHU_DATA_KEYS", "")
+KEHU_DATA_CIPHER = os.environ.get("KEHU_DATA_CIPHER", "aes-256-gcm").strip().lower()
+KEHU_INDEX_KEY = os.environ.get("KEHU_INDEX_KEY", "")
 # Key of the audit trail's hash chain; keep it stable for the life of the database (docs/decisions/0003).
 KEHU_AUDIT_KEY = os.environ.get("KEHU_AUDIT_KEY", "")
 

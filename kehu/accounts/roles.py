@@ -65,14 +65,46 @@ class Capability(enum.StrEnum):
     READ_AUDIT = "read_audit"
     VIEW_PEOPLE = "view_people"
     MANAGE_CUSTOMERS = "manage_customers"  # create and edit customers in one's scope
+    VIEW_PERSONAL_DATA = "view_personal_data"  # unmask phones and ID numbers (each time audited)
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
-    Role.CUSTOMER_MANAGER: frozenset({Capability.MANAGE_CUSTOMERS, Capability.VIEW_ORG}),
-    Role.MARKET_MANAGER: frozenset({Capability.MANAGE_CUSTOMERS, Capability.VIEW_ORG, Capability.VIEW_PEOPLE}),
-    Role.AREA_MANAGER: frozenset({Capability.MANAGE_CUSTOMERS, Capability.VIEW_ORG, Capability.VIEW_PEOPLE}),
-    Role.STATION_MANAGER: frozenset({Capability.MANAGE_CUSTOMERS, Capability.VIEW_ORG, Capability.VIEW_PEOPLE}),
-    Role.UNIT_HEAD: frozenset({Capability.MANAGE_CUSTOMERS, Capability.VIEW_ORG, Capability.VIEW_PEOPLE, Capability.EXPORT_UNITS}),
+    Role.CUSTOMER_MANAGER: frozenset(
+        {Capability.VIEW_PERSONAL_DATA, Capability.MANAGE_CUSTOMERS, Capability.VIEW_ORG}
+    ),
+    Role.MARKET_MANAGER: frozenset(
+        {
+            Capability.VIEW_PERSONAL_DATA,
+            Capability.MANAGE_CUSTOMERS,
+            Capability.VIEW_ORG,
+            Capability.VIEW_PEOPLE,
+        }
+    ),
+    Role.AREA_MANAGER: frozenset(
+        {
+            Capability.VIEW_PERSONAL_DATA,
+            Capability.MANAGE_CUSTOMERS,
+            Capability.VIEW_ORG,
+            Capability.VIEW_PEOPLE,
+        }
+    ),
+    Role.STATION_MANAGER: frozenset(
+        {
+            Capability.VIEW_PERSONAL_DATA,
+            Capability.MANAGE_CUSTOMERS,
+            Capability.VIEW_ORG,
+            Capability.VIEW_PEOPLE,
+        }
+    ),
+    Role.UNIT_HEAD: frozenset(
+        {
+            Capability.VIEW_PERSONAL_DATA,
+            Capability.MANAGE_CUSTOMERS,
+            Capability.VIEW_ORG,
+            Capability.VIEW_PEOPLE,
+            Capability.EXPORT_UNITS,
+        }
+    ),
     Role.ANALYST: frozenset({Capability.VIEW_ORG, Capability.VIEW_PEOPLE, Capability.EXPORT_UNITS}),
     Role.SYSTEM_ADMIN: frozenset({Capability.VIEW_ORG, Capability.MANAGE_UNITS, Capability.EXPORT_UNITS}),
     Role.SECURITY_ADMIN: frozenset({Capability.VIEW_ORG, Capability.VIEW_PEOPLE, Capability.MANAGE_USERS}),

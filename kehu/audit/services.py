@@ -17,6 +17,7 @@ from django.utils import timezone
 from kehu.audit.masking import mask_any, mask_value
 from kehu.audit.models import AuditChainHead, AuditEvent, Outcome
 from kehu.core.context import current_context
+from kehu.core.crypto import EncryptedTextField
 
 GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
@@ -55,6 +56,10 @@ def snapshot(obj: models.Model, fields: list[str] | tuple[str, ...] | None = Non
         if fields is not None and field.name not in fields:
             continue
         name = field.attname
+        if isinstance(field, EncryptedTextField):
+            # Never plaintext in the trail; the blind-index column beside it shows whether it changed.
+            values[field.name] = "[encrypted]" if getattr(obj, name) else ""
+            continue
         values[field.name] = mask_value(field.name, getattr(obj, name))
     return _jsonable(values)
 

@@ -9,6 +9,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from kehu.core.crypto import EncryptedTextField
 from kehu.core.scoping import ScopedQuerySet, ScopePolicy
 
 
@@ -72,6 +73,9 @@ class Customer(models.Model):
                                  null=True, blank=True, related_name="customers")  # fmt: skip
     credit_code = models.CharField(_("unified social credit code"), max_length=18, blank=True)
     legal_representative = models.CharField(_("legal representative or owner"), max_length=100, blank=True)
+    # The representative's or the individual's ID card number: encrypted at rest, searchable by blind index.
+    id_number = EncryptedTextField(_("ID card number"), blank=True, purpose="customers.customer.id_number")
+    id_number_index = models.CharField(max_length=32, blank=True, db_index=True, editable=False)
     address = models.CharField(_("address"), max_length=300, blank=True)
     division_code = models.CharField(_("division code"), max_length=6)
     latitude = models.DecimalField(_("latitude"), max_digits=9, decimal_places=6, null=True, blank=True)
@@ -211,3 +215,33 @@ class Agreement(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class CustomerPhone(models.Model):
+    """A phone number of a customer (or of one of its contacts): encrypted, found by its blind index."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="phones")
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="phones"
+    )
+    label = models.CharField(_("label"), max_length=32, blank=True)
+    number = EncryptedTextField(_("phone"), purpose="customers.customerphone.number")
+    number_index = models.CharField(max_length=32, db_index=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_policy = ScopePolicy(unit="customer__owning_unit", owners=("customer__lead_manager",
+                                                                      "customer__backup_manager"))  # fmt: skip
+
+    class Meta:
+        verbose_name = _("phone")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "number_index"], name="customer_phone_once_per_customer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        from kehu.core.crypto import mask_phone
+
+        return mask_phone(self.number)

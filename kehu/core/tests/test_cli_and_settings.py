@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -58,6 +59,8 @@ def test_deploy_check_is_clean_with_production_settings(tmp_path):
         "KEHU_ALLOWED_HOSTS": "crm.example.cn",
         "KEHU_HTTPS": "1",
         "KEHU_DATA_DIR": str(tmp_path),
+        "KEHU_DATA_KEYS": "k1=" + base64.b64encode(b"k" * 32).decode(),
+        "KEHU_INDEX_KEY": "i" * 50,
     }
     result = run_kehu("check", "--deploy", "--fail-level", "WARNING", env_overrides=env,
                       drop=("KEHU_DEBUG", "DATABASE_URL"), tmp_path=tmp_path)  # fmt: skip
@@ -104,3 +107,11 @@ def test_serve_refuses_unapplied_migrations(db, monkeypatch):
     monkeypatch.setattr(MigrationExecutor, "migration_plan", lambda self, targets: [("x", False)])
     with pytest.raises(CommandError, match="kehu migrate"):
         call_command("serve")
+
+
+def test_deploy_check_warns_about_derived_personal_data_keys(tmp_path):
+    env = {"KEHU_SECRET_KEY": PROD_KEY + "-Zq8#", "KEHU_ALLOWED_HOSTS": "crm.example.cn", "KEHU_HTTPS": "1",
+           "KEHU_DATA_DIR": str(tmp_path)}  # fmt: skip
+    result = run_kehu("check", "--deploy", env_overrides=env, drop=("KEHU_DEBUG", "DATABASE_URL", "KEHU_DATA_KEYS",
+                      "KEHU_INDEX_KEY"), tmp_path=tmp_path)  # fmt: skip
+    assert "kehu.W001" in result.stdout + result.stderr and "kehu.W002" in result.stdout + result.stderr
