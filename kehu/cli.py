@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 import sys
 
+# Development commands that never serve a request or touch production data: they run with the
+# development settings when no production secret is configured, instead of refusing to start.
+OFFLINE_COMMANDS = {"makemigrations", "makemessages", "compilemessages", "help"}
+
 ALIASES = {"gen-data": "gen_data", "rotate-data-keys": "rotate_data_keys", "--help": "help", "-h": "help"}
 
 
@@ -18,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) < 2:
         argv.append("help")
     argv[1] = ALIASES.get(argv[1], argv[1])
+    if argv[1] in OFFLINE_COMMANDS and not os.environ.get("KEHU_SECRET_KEY"):
+        os.environ.setdefault("KEHU_DEBUG", "1")
     argv[0] = "kehu"
     from django.core.exceptions import ImproperlyConfigured
 

@@ -115,3 +115,13 @@ def test_deploy_check_warns_about_derived_personal_data_keys(tmp_path):
     result = run_kehu("check", "--deploy", env_overrides=env, drop=("KEHU_DEBUG", "DATABASE_URL", "KEHU_DATA_KEYS",
                       "KEHU_INDEX_KEY"), tmp_path=tmp_path)  # fmt: skip
     assert "kehu.W001" in result.stdout + result.stderr and "kehu.W002" in result.stdout + result.stderr
+
+
+def test_makemigrations_check_needs_no_production_secret(tmp_path):
+    result = run_kehu("makemigrations", "--check", "--dry-run", env_overrides={"KEHU_DATA_DIR": str(tmp_path)},
+                      drop=("KEHU_DEBUG", "KEHU_SECRET_KEY", "KEHU_ALLOWED_HOSTS"), tmp_path=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # …while a command that serves still refuses without it
+    served = run_kehu("migrate", env_overrides={"KEHU_DATA_DIR": str(tmp_path)},
+                      drop=("KEHU_DEBUG", "KEHU_SECRET_KEY"), tmp_path=tmp_path)  # fmt: skip
+    assert served.returncode == 2 and "KEHU_SECRET_KEY" in served.stderr
