@@ -226,7 +226,8 @@ class CustomerPhone(models.Model):
     )
     label = models.CharField(_("label"), max_length=32, blank=True)
     number = EncryptedTextField(_("phone"), purpose="customers.customerphone.number")
-    number_index = models.CharField(max_length=32, db_index=True, editable=False)
+    # One number, one customer (a second customer with it is a collision): unique across the archive.
+    number_index = models.CharField(max_length=32, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ScopedQuerySet.as_manager()
@@ -235,11 +236,6 @@ class CustomerPhone(models.Model):
 
     class Meta:
         verbose_name = _("phone")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["customer", "number_index"], name="customer_phone_once_per_customer"
-            )
-        ]
 
     def __str__(self) -> str:
         from kehu.core.crypto import mask_phone

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from kehu.accounts.roles import Capability
@@ -90,12 +90,17 @@ def phone_add(*, acting_user, customer: Customer, number: str, label: str = "",
             )  # fmt: skip
         raise ServiceError(_("This number is already registered by another unit."), field="phone",
                            code="duplicate")  # fmt: skip
-    with transaction.atomic():
-        phone = CustomerPhone.objects.create(customer=customer, contact=contact, label=label, number=number,
-                                             number_index=index)  # fmt: skip
-        audit_record(actor=acting_user, action="customer.phone_add", obj=customer,
-                     extra={"phone": mask_phone(number), "label": label,
-                            "contact": contact.pk if contact else None})  # fmt: skip
+    try:
+        with transaction.atomic():
+            phone = CustomerPhone.objects.create(customer=customer, contact=contact, label=label, number=number,
+                                                 number_index=index)  # fmt: skip
+            audit_record(actor=acting_user, action="customer.phone_add", obj=customer,
+                         extra={"phone": mask_phone(number), "label": label,
+                                "contact": contact.pk if contact else None})  # fmt: skip
+    except IntegrityError:
+        # Registered by someone else a moment ago: the unique blind index settles it, same answer as above.
+        raise ServiceError(_("This number is already registered by another unit."), field="phone",
+                           code="duplicate") from None  # fmt: skip
     return phone
 
 

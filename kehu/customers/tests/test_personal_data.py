@@ -170,3 +170,18 @@ def test_sm4_gcm_is_available(people, customer, settings):
     stored = raw("customers_customerphone", "number")[0]
     assert ".sm4-gcm." in stored and MOBILE not in stored
     assert CustomerPhone.objects.get().number == MOBILE
+
+
+def test_the_database_holds_one_customer_per_number(people, org, customer):
+    """Two people registering one number at the same moment: the unique blind index lets only one in."""
+    from django.db import IntegrityError, transaction
+
+    from kehu.core.crypto import blind_index
+
+    phone_add(acting_user=people.alice, customer=customer, number=MOBILE)
+    other = customer_create(acting_user=people.alice, name="李四", kind="individual", owning_unit=org.a1,
+                            division_code="370102")  # fmt: skip
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CustomerPhone.objects.create(
+            customer=other, number=MOBILE, number_index=blind_index(MOBILE, purpose="phone")
+        )
