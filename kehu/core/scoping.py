@@ -124,7 +124,8 @@ def models_with_unit_path() -> list[tuple[type[models.Model], str]]:
     found = []
     for model in apps.get_models():
         policy = getattr(model, "scope_policy", None)
-        if policy is not None and policy.unit_path:
+        # A path reached through a relation ("customer__unit_path") is the related row's copy: it moves with it.
+        if policy is not None and policy.unit_path and "__" not in policy.unit_path:
             found.append((model, policy.unit_path))
     return found
 

@@ -134,6 +134,14 @@ class Customer(models.Model):
         return f"{self.name} ({self.code})"
 
 
+# Contacts, agreements and phones are seen by whoever sees their customer, through its path copy.
+CUSTOMER_CHILD_SCOPE = ScopePolicy(
+    unit="customer__owning_unit",
+    unit_path="customer__unit_path",
+    owners=("customer__lead_manager", "customer__backup_manager"),
+)
+
+
 class DecisionRole(models.TextChoices):
     DECISION_MAKER = "decision_maker", _("Decision maker")
     INFLUENCER = "influencer", _("Influencer")
@@ -157,8 +165,7 @@ class Contact(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ScopedQuerySet.as_manager()
-    scope_policy = ScopePolicy(unit="customer__owning_unit", owners=("customer__lead_manager",
-                                                                      "customer__backup_manager"))  # fmt: skip
+    scope_policy = CUSTOMER_CHILD_SCOPE
 
     class Meta:
         verbose_name = _("contact")
@@ -199,8 +206,7 @@ class Agreement(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ScopedQuerySet.as_manager()
-    scope_policy = ScopePolicy(unit="customer__owning_unit", owners=("customer__lead_manager",
-                                                                      "customer__backup_manager"))  # fmt: skip
+    scope_policy = CUSTOMER_CHILD_SCOPE
 
     class Meta:
         verbose_name = _("agreement")
@@ -231,8 +237,7 @@ class CustomerPhone(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ScopedQuerySet.as_manager()
-    scope_policy = ScopePolicy(unit="customer__owning_unit", owners=("customer__lead_manager",
-                                                                      "customer__backup_manager"))  # fmt: skip
+    scope_policy = CUSTOMER_CHILD_SCOPE
 
     class Meta:
         verbose_name = _("phone")

@@ -132,13 +132,17 @@ def test_nobody_writes_a_customer_outside_their_scope(people, org):
 
 def test_moving_a_unit_carries_its_customers_along(people, org):
     customer = make(people.head_a, org.a2, name="市中客户")
+    contact = contact_create(acting_user=people.head_a, customer=customer, name="王经理")
+    assert contact in Contact.objects.visible_to(people.head_a)
     unit_move(acting_user=people.sysadmin, unit=org.a2, new_parent=org.city_b)
+    assert contact not in Contact.objects.visible_to(people.head_a)  # follows its customer's path copy
     customer.refresh_from_db()
     org.a2.refresh_from_db()
     assert customer.unit_path == org.a2.path
     assert customer not in Customer.objects.visible_to(people.head_a)
     head_b = UserFactory(username="head_b", unit=org.city_b, roles=[Role.UNIT_HEAD])
     assert customer in Customer.objects.visible_to(head_b)
+    assert contact in Contact.objects.visible_to(head_b)
 
 
 def test_updates_are_audited_with_before_and_after(people, org):
