@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from kehu.audit.masking import mask_any, mask_value
@@ -52,15 +53,20 @@ def event_hash(fields: dict[str, Any]) -> str:
 def snapshot(obj: models.Model, fields: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
     """The audited values of a model instance: concrete fields, foreign keys as ids, secrets masked."""
     values: dict[str, Any] = {}
+    # Derived columns (search tokens, comparison keys) repeat what is audited already: leave them out.
+    derived = getattr(type(obj), "audit_exclude", ())
     for field in obj._meta.concrete_fields:
-        if fields is not None and field.name not in fields:
+        if (fields is not None and field.name not in fields) or field.name in derived:
             continue
         name = field.attname
         if isinstance(field, EncryptedTextField):
             # Never plaintext in the trail; the blind-index column beside it shows whether it changed.
             values[field.name] = "[encrypted]" if getattr(obj, name) else ""
             continue
-        values[field.name] = mask_value(field.name, getattr(obj, name))
+        value = getattr(obj, name)
+        if isinstance(value, FieldFile):
+            value = value.name or ""  # a file is audited by its stored name
+        values[field.name] = mask_value(field.name, value)
     return _jsonable(values)
 
 

@@ -102,12 +102,17 @@ class Customer(models.Model):
                                        related_name="customers_backed")  # fmt: skip
     tags = models.JSONField(_("tags"), default=list, blank=True)
     notes = models.TextField(_("notes"), blank=True)
+    # The name reduced for duplicate checks (width, spaces, brackets, legal-form suffixes): see duplicates.py.
+    name_key = models.CharField(max_length=200, db_index=True, editable=False, default="")
+    # Space-separated search tokens (bigrams, pinyin, initials, tags) kept by the services: see search.py.
+    search_tokens = models.TextField(editable=False, default="")
     created_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
     updated_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 
     objects = CustomerQuerySet.as_manager()
+    audit_exclude = ("name_key", "search_tokens")
 
     scope_policy = ScopePolicy(
         unit="owning_unit", unit_path="unit_path", owners=("lead_manager", "backup_manager")
@@ -128,6 +133,9 @@ class Customer(models.Model):
             models.Index(fields=["owning_unit", "status"], name="customer_unit_status"),
             models.Index(fields=["lead_manager"], name="customer_lead"),
             models.Index(fields=["backup_manager"], name="customer_backup"),
+            models.Index(fields=["name", "id"], name="customer_name"),
+            models.Index(fields=["-updated_at", "id"], name="customer_updated"),
+            models.Index(fields=["unit_path", "code"], name="customer_path_code"),
         ]
 
     def __str__(self) -> str:
@@ -203,6 +211,7 @@ class Agreement(models.Model):
     end_date = models.DateField(_("end date"), null=True, blank=True, help_text=_("empty: open-ended"))
     status = models.CharField(_("status"), max_length=16, choices=AgreementStatus.choices,
                               default=AgreementStatus.ACTIVE)  # fmt: skip
+    attachment = models.FileField(_("attachment"), upload_to="agreements/%Y/%m/", blank=True, max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ScopedQuerySet.as_manager()
@@ -246,3 +255,23 @@ class CustomerPhone(models.Model):
         from kehu.core.crypto import mask_phone
 
         return mask_phone(self.number)
+
+
+class CustomerPhoto(models.Model):
+    """A photo of the customer's premises (门头, 场地): the archive's image information."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="photos")
+    image = models.ImageField(_("photo"), upload_to="customers/photos/%Y/%m/", max_length=200)
+    caption = models.CharField(_("caption"), max_length=200, blank=True)
+    uploaded_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedQuerySet.as_manager()
+    scope_policy = CUSTOMER_CHILD_SCOPE
+
+    class Meta:
+        verbose_name = _("photo")
+        ordering = ["customer", "-created_at"]
+
+    def __str__(self) -> str:
+        return self.caption or self.image.name

@@ -21,6 +21,7 @@ from kehu.core.divisions import division_code_error
 from kehu.core.errors import NotAllowed, ServiceError, require
 from kehu.customers.codes import MAX_BRANCH, MAX_SEQUENCE, format_code, parse_code
 from kehu.customers.creditcode import credit_code_error, normalise
+from kehu.customers.duplicates import name_key
 from kehu.customers.models import (
     Agreement,
     AgreementStatus,
@@ -33,6 +34,7 @@ from kehu.customers.models import (
     PaymentProfile,
     SigningLevel,
 )
+from kehu.customers.search import customer_search_tokens
 from kehu.org.models import Unit
 
 CUSTOMER_EDITABLE = (
@@ -186,6 +188,14 @@ def _recheck_visible(acting_user, customer: Customer) -> None:
 # ---------------------------------------------------------------- customers
 
 
+def _refresh_search_fields(customer: Customer) -> None:
+    """Keep the duplicate key and the search tokens in step with the names and tags."""
+    customer.name_key = name_key(customer.name)
+    customer.search_tokens = customer_search_tokens(
+        name=customer.name, short_name=customer.short_name, tags=customer.tags
+    )
+
+
 def customer_create(
     *,
     acting_user,
@@ -226,6 +236,7 @@ def customer_create(
                 code = format_code(division_code, _next_sequence(division_code))
             customer = Customer(code=code, parent=parent, unit_path=owning_unit.path, created_by=acting_user,
                                 updated_by=acting_user, **fields)  # fmt: skip
+            _refresh_search_fields(customer)
             customer.save()
             _recheck_visible(acting_user, customer)
             audit_record(
@@ -266,6 +277,7 @@ def customer_update(*, acting_user, customer: Customer, **fields) -> Customer:
         for noise in ("updated_at", "updated_by", "unit_path"):
             changes.pop(noise, None)
         if changes:
+            _refresh_search_fields(customer)
             customer.save()
             _recheck_visible(acting_user, customer)
             audit_record(actor=acting_user, action="customer.update", obj=customer, changes=changes)
