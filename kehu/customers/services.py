@@ -21,7 +21,7 @@ from kehu.core.divisions import division_code_error
 from kehu.core.errors import NotAllowed, ServiceError, require
 from kehu.customers.codes import MAX_BRANCH, MAX_SEQUENCE, format_code, parse_code
 from kehu.customers.creditcode import credit_code_error, normalise
-from kehu.customers.duplicates import name_key
+from kehu.customers.duplicates import SimilarNamesFound, name_key, similar_customers
 from kehu.customers.models import (
     Agreement,
     AgreementStatus,
@@ -34,6 +34,7 @@ from kehu.customers.models import (
     PaymentProfile,
     SigningLevel,
 )
+from kehu.customers.personal import phone_add
 from kehu.customers.search import customer_search_tokens
 from kehu.org.models import Unit
 
@@ -205,11 +206,15 @@ def customer_create(
     division_code: str,
     code: str = "",
     parent: Customer | None = None,
+    phones: tuple[str, ...] | list[str] = (),
+    duplicate_reason: str = "",
     **fields,
 ) -> Customer:
     """Add a customer. ``code`` empty: the next free id is assigned; given: it is checked and reserved.
 
     A customer manager creating a customer becomes its lead manager unless another is named.
+    Same credit code or phone as an existing customer: refused. A name like an existing customer's:
+    ``SimilarNamesFound`` unless ``duplicate_reason`` says why this is another customer (audited).
     """
     require(acting_user, Capability.MANAGE_CUSTOMERS, _("Your roles do not allow adding customers."))
     unknown = set(fields) - set(CUSTOMER_EDITABLE)
@@ -225,6 +230,10 @@ def customer_create(
             raise ServiceError(_("A branch cannot have branches: choose the head office."), field="parent")
         if not Customer.objects.visible_to(acting_user).filter(pk=parent.pk).exists():
             raise ServiceError(_("Choose a head office within your scope."), field="parent")
+    similar = similar_customers(viewer=acting_user, name=fields["name"])
+    duplicate_reason = (duplicate_reason or "").strip()
+    if similar and not duplicate_reason:
+        raise SimilarNamesFound(similar)
     try:
         with transaction.atomic():
             _check_credit_code_free(acting_user, fields["credit_code"])
@@ -239,9 +248,17 @@ def customer_create(
             _refresh_search_fields(customer)
             customer.save()
             _recheck_visible(acting_user, customer)
+            extra = {"duplicate_reason": duplicate_reason, "similar_to": similar.codes} if similar else None
             audit_record(
-                actor=acting_user, action="customer.create", obj=customer, changes=snapshot(customer)
+                actor=acting_user,
+                action="customer.create",
+                obj=customer,
+                changes=snapshot(customer),
+                extra=extra,
             )
+            for number in phones:
+                if (number or "").strip():
+                    phone_add(acting_user=acting_user, customer=customer, number=number)
     except IntegrityError:
         if Customer.objects.filter(code=code).exists():
             raise ServiceError(_("The customer code %(c)s is taken.") % {"c": code}, field="code") from None
