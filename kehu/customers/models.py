@@ -60,6 +60,24 @@ class DivisionSequence(models.Model):
         return f"{self.division_code}: {self.last_sequence}"
 
 
+class RetiredCustomerCode(models.Model):
+    """The code of a customer that was deleted (merged into another): never handed out again.
+
+    The counters stop new codes from reusing it; this stops a *given* code (an import of an existing
+    archive, which may lie below the counters) from taking it.
+    """
+
+    code = models.CharField(max_length=14, primary_key=True)
+    retired_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("retired customer code")
+
+    def __str__(self) -> str:
+        return self.code
+
+
 class CustomerQuerySet(ScopedQuerySet):
     pass
 
@@ -94,7 +112,8 @@ class Customer(models.Model):
                               default=CustomerStatus.PROSPECT)  # fmt: skip
     owning_unit = models.ForeignKey("org.Unit", verbose_name=_("owning unit"), on_delete=models.PROTECT,
                                     related_name="customers")  # fmt: skip
-    unit_path = models.CharField(max_length=240, editable=False, db_index=True)
+    # Indexed by customer_path_status_kind, which also answers counts by status and kind in a subtree.
+    unit_path = models.CharField(max_length=240, editable=False)
     lead_manager = models.ForeignKey("accounts.User", verbose_name=_("lead manager (A)"), on_delete=models.PROTECT,
                                      null=True, blank=True, related_name="customers_led")  # fmt: skip
     backup_manager = models.ForeignKey("accounts.User", verbose_name=_("backup manager (B)"),
@@ -135,7 +154,7 @@ class Customer(models.Model):
             models.Index(fields=["backup_manager"], name="customer_backup"),
             models.Index(fields=["name", "id"], name="customer_name"),
             models.Index(fields=["-updated_at", "id"], name="customer_updated"),
-            models.Index(fields=["unit_path", "code"], name="customer_path_code"),
+            models.Index(fields=["unit_path", "status", "kind"], name="customer_path_status_kind"),
         ]
 
     def __str__(self) -> str:

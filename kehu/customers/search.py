@@ -28,14 +28,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 
 CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 ALNUM_RUN = re.compile(r"[0-9a-z]+")
 WORD_SPLIT = re.compile(r"[\s,，;；、]+")
 MAX_PINYIN_TOKEN = 24
 MAX_INITIALS_TOKEN = 12
-CANDIDATE_CAP = 2000
+CANDIDATE_CAP = 50_000
 TAG_TOKEN_PREFIX = "zz"
 FTS_TABLE = "customers_customer_fts"
 PG_INDEX = "customer_search_tokens_gin"
@@ -132,23 +133,56 @@ def parse_query(q: str) -> list[Term]:
     return terms
 
 
-def _fts_candidates(term: Term) -> list[int] | None:
-    """Ids of customers holding the term's tokens, or None when there are more than CANDIDATE_CAP."""
+def _match_expression(term: Term) -> str:
+    if connection.vendor == "postgresql":
+        return " & ".join(f"'{t}'" + (":*" if term.prefix else "") for t in term.tokens)
+    return " AND ".join(f'"{t}"' + (" *" if term.prefix else "") for t in term.tokens)
+
+
+def _is_dense(term: Term) -> bool:
+    """More than CANDIDATE_CAP customers hold the term: cheaper to check row by row in list order."""
+    expression = _match_expression(term)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            parts = [f"'{t}'" + (":*" if term.prefix else "") for t in term.tokens]
             cursor.execute(
-                "SELECT id FROM customers_customer WHERE search_tokens::tsvector @@ %s::tsquery LIMIT %s",
-                [" & ".join(parts), CANDIDATE_CAP + 1],
+                "SELECT count(*) FROM (SELECT 1 FROM customers_customer"
+                " WHERE search_tokens::tsvector @@ %s::tsquery LIMIT %s) AS m",
+                [expression, CANDIDATE_CAP + 1],
             )
         else:
-            parts = [f'"{t}"' + (" *" if term.prefix else "") for t in term.tokens]
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s LIMIT %s)",
+                [expression, CANDIDATE_CAP + 1],
+            )
+        return cursor.fetchone()[0] > CANDIDATE_CAP
+
+
+def _fts_candidates(term: Term) -> list[int] | None:
+    """Ids of customers holding the term's tokens, or None when there are more than CANDIDATE_CAP."""
+    expression = _match_expression(term)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT id FROM customers_customer WHERE search_tokens::tsvector @@ %s::tsquery LIMIT %s",
+                [expression, CANDIDATE_CAP + 1],
+            )
+        else:
             cursor.execute(
                 f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s LIMIT %s",
-                [" AND ".join(parts), CANDIDATE_CAP + 1],
+                [expression, CANDIDATE_CAP + 1],
             )
         ids = [row[0] for row in cursor.fetchall()]
     return None if len(ids) > CANDIDATE_CAP else ids
+
+
+def _fts_q(term: Term) -> Q:
+    expression = _match_expression(term)
+    if connection.vendor == "postgresql":
+        # A condition on the row itself: the planner combines the GIN index with the other filters.
+        match = RawSQL('"customers_customer"."search_tokens"::tsvector @@ %s::tsquery', [expression],
+                       output_field=BooleanField())  # fmt: skip
+        return Q(match)
+    return Q(pk__in=RawSQL(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [expression]))
 
 
 def _token_filter(term: Term) -> Q:
@@ -164,13 +198,12 @@ def _token_filter(term: Term) -> Q:
 def _term_q(term: Term) -> Q:
     from kehu.customers.models import CustomerPhone
 
-    # Latin words of one or two letters match a large share of all customers: filter, don't fetch.
-    dense = term.prefix and not term.digits and len(term.tokens[0]) <= 2
-    ids = None if dense else _fts_candidates(term)
-    if ids is None:
+    # A single letter starts a token of most customers: not worth asking the index.
+    dense = (term.prefix and not term.digits and len(term.tokens[0]) < 2) or _is_dense(term)
+    if dense:
         q = _token_filter(term)
     else:
-        q = Q(pk__in=ids)
+        q = _fts_q(term)
         if term.text and len(term.text) > 2:
             # Bigrams present somewhere are not yet the substring: confirm it on the names.
             q &= _token_filter(term)
@@ -201,11 +234,8 @@ def search_q(q: str) -> Q:
 
 
 def tag_q(tag: str) -> Q:
-    token = tag_token(tag)
-    ids = _fts_candidates(Term(tokens=(token,)))
-    if ids is None:
-        return Q(search_tokens__contains=f" {token} ")
-    return Q(pk__in=ids)
+    term = Term(tokens=(tag_token(tag),))
+    return _token_filter(term) if _is_dense(term) else _fts_q(term)
 
 
 # ---------------------------------------------------------------- the index itself

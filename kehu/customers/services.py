@@ -32,6 +32,7 @@ from kehu.customers.models import (
     DecisionRole,
     DivisionSequence,
     PaymentProfile,
+    RetiredCustomerCode,
     SigningLevel,
 )
 from kehu.customers.personal import phone_add
@@ -81,6 +82,12 @@ def _claim_given_code(code: str, parent: Customer | None) -> str:
     error = division_code_error(parsed.division)
     if error:
         raise ServiceError(_("Customer code: digits 1 to 6 %(e)s.") % {"e": error}, field="code")
+    if RetiredCustomerCode.objects.filter(code=str(parsed)).exists():
+        raise ServiceError(
+            _("The customer code %(c)s belonged to a customer that was merged away; codes are never reused.")
+            % {"c": parsed},
+            field="code",
+        )
     if parsed.branch == 0:
         if parent is not None:
             raise ServiceError(_("A branch's code ends in 001 to 999, not 000."), field="code")
@@ -355,3 +362,351 @@ def agreement_create(*, acting_user, customer: Customer, number: str, signing_le
         audit_record(actor=acting_user, action="agreement.create", obj=agreement, changes=snapshot(agreement),
                      extra={"customer": customer.code})  # fmt: skip
     return agreement
+
+
+# ---------------------------------------------------------------- contacts, agreements and photos: changes
+# (Added for the customer pages: edit and delete contacts and agreements, agreement attachments, photos.)
+
+CONTACT_EDITABLE = (
+    "name", "title", "decision_role", "birthday", "important_dates", "preferences", "relations", "notes",
+)  # fmt: skip
+AGREEMENT_EDITABLE = (
+    "number", "agreement_type", "signing_unit", "signing_level", "parties", "start_date", "end_date", "status",
+)  # fmt: skip
+ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+# What an agreement's attachment may be, by file extension, and how its first bytes must look.
+_ZIP, _OLE = (b"PK\x03\x04",), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",)
+ATTACHMENT_TYPES: dict[str, tuple[str, tuple[bytes, ...] | None]] = {
+    "pdf": ("application/pdf", (b"%PDF-",)),
+    "ofd": ("application/ofd", _ZIP),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", _ZIP),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _ZIP),
+    "doc": ("application/msword", _OLE),
+    "xls": ("application/vnd.ms-excel", _OLE),
+    "jpg": ("image/jpeg", None),  # images are opened with Pillow instead
+    "jpeg": ("image/jpeg", None),
+    "png": ("image/png", None),
+    "webp": ("image/webp", None),
+}
+PHOTO_FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "WEBP": ("webp", "image/webp")}
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MB"
+
+
+def _check_important_dates(value) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ServiceError(
+            _("Important dates are a list of dates with what they are."), field="important_dates"
+        )
+    for i, item in enumerate(value, start=1):
+        if isinstance(item, dict):
+            when = str(item.get("date", ""))
+            try:
+                date.fromisoformat(when)
+            except ValueError:
+                raise ServiceError(
+                    _("Important date %(n)d: “%(d)s” is not a date written as YYYY-MM-DD.")
+                    % {"n": i, "d": when},
+                    field="important_dates",
+                ) from None
+        elif not isinstance(item, str):
+            raise ServiceError(_("Important date %(n)d is neither a date nor a note.") % {"n": i},
+                               field="important_dates")  # fmt: skip
+    return value
+
+
+def contact_update(*, acting_user, contact: Contact, **fields) -> Contact:
+    """Change a contact; only the fields given. Audited with before and after values."""
+    _require_customer(acting_user, contact.customer)
+    unknown = set(fields) - set(CONTACT_EDITABLE)
+    if unknown:
+        raise ServiceError(_("Not editable: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
+    if "name" in fields:
+        fields["name"] = (fields["name"] or "").strip()
+        if not fields["name"]:
+            raise ServiceError(_("A contact needs a name."), field="name")
+    role = fields.get("decision_role")
+    if role and role not in DecisionRole.values:
+        raise ServiceError(_("Unknown role in decisions “%(r)s”.") % {"r": role}, field="decision_role")
+    if "important_dates" in fields:
+        fields["important_dates"] = _check_important_dates(fields["important_dates"])
+    for name in ("title", "decision_role", "preferences", "relations", "notes"):
+        if name in fields and fields[name] is None:
+            fields[name] = ""
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().select_related("customer").get(pk=contact.pk)
+        before = snapshot(contact)
+        for name, value in fields.items():
+            setattr(contact, name, value)
+        changes = diff(before, snapshot(contact))
+        if changes:
+            contact.save()
+            audit_record(actor=acting_user, action="contact.update", obj=contact, changes=changes,
+                         extra={"customer": contact.customer.code})  # fmt: skip
+    return contact
+
+
+def contact_delete(*, acting_user, contact: Contact) -> None:
+    """Remove a contact and its phones. The trail keeps what it held (phones masked)."""
+    from kehu.core.crypto import mask_phone
+
+    customer = contact.customer
+    _require_customer(acting_user, customer)
+    with transaction.atomic():
+        pk, label = contact.pk, str(contact)
+        before = snapshot(contact)
+        phones = [mask_phone(p.number) for p in contact.phones.order_by("pk")]
+        contact.delete()
+        audit_record(actor=acting_user, action="contact.delete", object_type="customers.contact", object_id=pk,
+                     object_repr=label, changes=before,
+                     extra={"customer": customer.code, "phones": phones})  # fmt: skip
+
+
+def _file_size(upload) -> int:
+    size = getattr(upload, "size", None)
+    if size is None:
+        upload.seek(0, 2)
+        size = upload.tell()
+    upload.seek(0)
+    return size
+
+
+def _image_format(upload, max_bytes: int, field: str) -> str:
+    """The Pillow format name of an uploaded image (JPEG, PNG or WEBP), or ServiceError saying why not."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    size = _file_size(upload)
+    if size == 0:
+        raise ServiceError(_("The file is empty."), field=field)
+    if size > max_bytes:
+        raise ServiceError(_("The file is %(size)s; the limit is %(max)s.") % {"size": _mb(size), "max": _mb(max_bytes)},
+                           field=field)  # fmt: skip
+    try:
+        with warnings.catch_warnings():
+            # A tiny file that unpacks to an enormous picture (a "decompression bomb") is refused, not decoded.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(upload) as image:
+                fmt = image.format
+                image.verify()
+            upload.seek(0)
+            with Image.open(upload) as image:
+                image.load()  # verify() does not decode; a truncated file fails here
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
+            SyntaxError, ValueError):  # fmt: skip
+        raise ServiceError(_("This is not a readable JPEG, PNG or WebP image."), field=field) from None
+    finally:
+        upload.seek(0)
+    if fmt not in PHOTO_FORMATS:
+        raise ServiceError(_("Photos are JPEG, PNG or WebP images, not %(f)s.") % {"f": fmt}, field=field)
+    return fmt
+
+
+def attachment_error(upload, filename: str) -> str | None:
+    """Why an agreement attachment is refused, or None. Checks the size, the extension and the first bytes."""
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if ext not in ATTACHMENT_TYPES:
+        return _("Attach a PDF, OFD, Word, Excel or image file (.%(ext)s is not accepted).") % {
+            "ext": ext or "?"
+        }
+    size = _file_size(upload)
+    if size == 0:
+        return _("The file is empty.")
+    if size > ATTACHMENT_MAX_BYTES:
+        return _("The file is %(size)s; the limit is %(max)s.") % {
+            "size": _mb(size),
+            "max": _mb(ATTACHMENT_MAX_BYTES),
+        }
+    magic = ATTACHMENT_TYPES[ext][1]
+    if magic is None:
+        try:
+            _image_format(upload, ATTACHMENT_MAX_BYTES, "attachment")
+        except ServiceError as exc:
+            return exc.message
+        return None
+    head = upload.read(16)
+    upload.seek(0)
+    if not any(head.startswith(m) for m in magic):
+        return _("The file's content is not a .%(ext)s file.") % {"ext": ext}
+    return None
+
+
+def _store_attachment(agreement: Agreement, upload, filename: str) -> str:
+    """Save the upload under a random name (never the user's) and return the stored name."""
+    import uuid
+
+    from django.core.files import File
+
+    ext = filename.rsplit(".", 1)[-1].lower()
+    agreement.attachment.save(f"{uuid.uuid4().hex}.{ext}", File(upload), save=False)
+    return agreement.attachment.name
+
+
+def _delete_file_after_commit(storage, name: str) -> None:
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+def _check_agreement_fields(acting_user, customer: Customer, fields: dict, exclude_pk: int | None) -> None:
+    if "number" in fields:
+        fields["number"] = (fields["number"] or "").strip()
+        if not fields["number"]:
+            raise ServiceError(_("An agreement needs a number."), field="number")
+        if (
+            Agreement.objects.filter(customer=customer, number=fields["number"])
+            .exclude(pk=exclude_pk)
+            .exists()
+        ):
+            raise ServiceError(
+                _("This customer already has an agreement numbered %(n)s.") % {"n": fields["number"]},
+                field="number",
+            )
+    if "agreement_type" in fields:
+        fields["agreement_type"] = (fields["agreement_type"] or "").strip() or "supply"
+    if "signing_level" in fields and fields["signing_level"] not in SigningLevel.values:
+        raise ServiceError(
+            _("The signing level is province, city, county or station."), field="signing_level"
+        )
+    if "status" in fields and fields["status"] not in AgreementStatus.values:
+        raise ServiceError(_("Unknown agreement status “%(s)s”.") % {"s": fields["status"]}, field="status")
+    unit = fields.get("signing_unit")
+    if unit is not None and not Unit.objects.visible_to(acting_user).filter(pk=unit.pk).exists():
+        raise ServiceError(_("Choose a signing unit within your scope."), field="signing_unit")
+    if "parties" in fields and fields["parties"] is None:
+        fields["parties"] = ""
+
+
+def agreement_add(*, acting_user, customer: Customer, attachment=None, attachment_name: str = "",
+                  **fields) -> Agreement:  # fmt: skip
+    """``agreement_create`` with an optional attachment (a file object), all or nothing."""
+    _require_customer(acting_user, customer)
+    _check_agreement_fields(acting_user, customer, fields, exclude_pk=None)
+    if attachment is not None:
+        attachment_name = attachment_name or getattr(attachment, "name", "") or ""
+        error = attachment_error(attachment, attachment_name)
+        if error:
+            raise ServiceError(error, field="attachment")
+    stored = ""
+    try:
+        with transaction.atomic():
+            agreement = agreement_create(acting_user=acting_user, customer=customer, **fields)
+            if attachment is not None:
+                stored = _store_attachment(agreement, attachment, attachment_name)
+                agreement.save(update_fields=["attachment"])
+                audit_record(actor=acting_user, action="agreement.attach", obj=agreement,
+                             changes={"attachment": ["", stored]},
+                             extra={"customer": customer.code, "filename": attachment_name,
+                                    "bytes": _file_size(attachment)})  # fmt: skip
+    except Exception:
+        if stored:
+            Agreement._meta.get_field("attachment").storage.delete(stored)
+        raise
+    return agreement
+
+
+def agreement_update(*, acting_user, agreement: Agreement, attachment=None, attachment_name: str = "",
+                     remove_attachment: bool = False, **fields) -> Agreement:  # fmt: skip
+    """Change an agreement (only the fields given; its status too), replace or remove its attachment."""
+    customer = agreement.customer
+    _require_customer(acting_user, customer)
+    unknown = set(fields) - set(AGREEMENT_EDITABLE)
+    if unknown:
+        raise ServiceError(_("Not editable: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
+    _check_agreement_fields(acting_user, customer, fields, exclude_pk=agreement.pk)
+    if attachment is not None:
+        attachment_name = attachment_name or getattr(attachment, "name", "") or ""
+        error = attachment_error(attachment, attachment_name)
+        if error:
+            raise ServiceError(error, field="attachment")
+    storage = Agreement._meta.get_field("attachment").storage
+    stored = ""
+    try:
+        with transaction.atomic():
+            agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+            start = fields.get("start_date", agreement.start_date)
+            end = fields.get("end_date", agreement.end_date)
+            if end is not None and start is not None and end < start:
+                raise ServiceError(_("The agreement cannot end before it starts."), field="end_date")
+            before = snapshot(agreement)
+            old_file = agreement.attachment.name or ""
+            for name, value in fields.items():
+                setattr(agreement, name, value)
+            extra: dict = {"customer": customer.code}
+            if attachment is not None:
+                stored = _store_attachment(agreement, attachment, attachment_name)
+                extra.update(filename=attachment_name, bytes=_file_size(attachment))
+            elif remove_attachment:
+                agreement.attachment = ""
+            changes = diff(before, snapshot(agreement))
+            if changes:
+                agreement.save()
+                audit_record(actor=acting_user, action="agreement.update", obj=agreement, changes=changes,
+                             extra=extra)  # fmt: skip
+                if old_file and old_file != (agreement.attachment.name or ""):
+                    _delete_file_after_commit(storage, old_file)
+    except Exception:
+        if stored:
+            storage.delete(stored)
+        raise
+    return agreement
+
+
+def agreement_delete(*, acting_user, agreement: Agreement) -> None:
+    """Remove an agreement (one entered by mistake; an ended one is better set to "ended") and its file."""
+    customer = agreement.customer
+    _require_customer(acting_user, customer)
+    with transaction.atomic():
+        pk, label, before = agreement.pk, str(agreement), snapshot(agreement)
+        old_file = agreement.attachment.name or ""
+        agreement.delete()
+        audit_record(actor=acting_user, action="agreement.delete", object_type="customers.agreement",
+                     object_id=pk, object_repr=label, changes=before,
+                     extra={"customer": customer.code})  # fmt: skip
+        _delete_file_after_commit(Agreement._meta.get_field("attachment").storage, old_file)
+
+
+def photo_add(*, acting_user, customer: Customer, image, caption: str = ""):
+    """Add a photo of the premises: a real JPEG, PNG or WebP image of at most 10 MB, stored as uploaded."""
+    import uuid
+
+    from django.core.files import File
+
+    from kehu.customers.models import CustomerPhoto
+
+    _require_customer(acting_user, customer)
+    fmt = _image_format(image, PHOTO_MAX_BYTES, "image")
+    caption = (caption or "").strip()
+    if len(caption) > 200:
+        raise ServiceError(_("A caption has at most 200 characters."), field="caption")
+    ext = PHOTO_FORMATS[fmt][0]
+    photo = CustomerPhoto(customer=customer, caption=caption, uploaded_by=acting_user)
+    photo.image.save(f"{uuid.uuid4().hex}.{ext}", File(image), save=False)
+    try:
+        with transaction.atomic():
+            photo.save()
+            audit_record(actor=acting_user, action="photo.add", obj=photo, changes=snapshot(photo),
+                         extra={"customer": customer.code, "format": fmt, "bytes": _file_size(image),
+                                "filename": getattr(image, "name", "") or ""})  # fmt: skip
+    except Exception:
+        photo.image.storage.delete(photo.image.name)
+        raise
+    return photo
+
+
+def photo_delete(*, acting_user, photo) -> None:
+    customer = photo.customer
+    _require_customer(acting_user, customer)
+    with transaction.atomic():
+        pk, label, before, name = photo.pk, str(photo), snapshot(photo), photo.image.name
+        storage = photo.image.storage
+        photo.delete()
+        audit_record(actor=acting_user, action="photo.delete", object_type="customers.customerphoto",
+                     object_id=pk, object_repr=label, changes=before,
+                     extra={"customer": customer.code})  # fmt: skip
+        _delete_file_after_commit(storage, name)
