@@ -6,7 +6,7 @@ from ninja import NinjaAPI, Swagger
 
 from kehu.api.auth import default_auth
 from kehu.api.errors import install_error_handlers
-from kehu.api.routers import auth, me, units, users
+from kehu.api.routers import auth, customers, me, units, users
 
 DESCRIPTION = """\
 Kehu's REST API. Obtain a token with `POST /api/v1/auth/token` and send it as
@@ -37,3 +37,5 @@ api.add_router("/auth", auth.router)
 api.add_router("/me", me.router)
 api.add_router("/units", units.router)
 api.add_router("/users", users.router)
+api.add_router("/customers", customers.router)
+api.add_router("/jobs", customers.jobs_router)
