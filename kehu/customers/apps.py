@@ -12,6 +12,9 @@ class CustomersConfig(AppConfig):
 
         post_migrate.connect(_ensure_search_index, sender=self)
 
+        # Job kinds (the imports) register themselves with kehu.jobs when their module is imported.
+        from kehu.customers import jobs as _jobs  # noqa: F401
+
 
 def _ensure_search_index(sender, using="default", **kwargs) -> None:
     from django.db import connections

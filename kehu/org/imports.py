@@ -13,8 +13,6 @@ with its subtree; importing the same file twice changes nothing the second time.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -30,6 +28,7 @@ from kehu.accounts.roles import Capability
 from kehu.audit.services import AuditEntry, audit_record, audit_record_many, snapshot
 from kehu.core.divisions import division_code_error
 from kehu.core.errors import ServiceError, require
+from kehu.core.tabular import FORMULA_START, RowError, decode_text, map_header, read_table  # noqa: F401 (shared reader)
 from kehu.org.models import MAX_DEPTH, Unit, UnitType, path_segment
 from kehu.org.services import unit_create, unit_move, unit_type_create, unit_update
 
@@ -49,25 +48,6 @@ PROGRESS_EVERY = 500
 MAX_ERRORS = 10_000  # a file that is wrong on every row need not list a million problems
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
-# Cells that a spreadsheet would run as a formula are written with a leading apostrophe (see exports).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class RowError:
-    """One problem: the file's row (header = 1), the column, the value found and why it is refused."""
-
-    row: int
-    field: str
-    value: str
-    message: str
-
-    def __str__(self) -> str:
-        if self.field:
-            return _("row %(row)d, field %(field)s: %(message)s") % {
-                "row": self.row, "field": self.field, "message": self.message,
-            }  # fmt: skip
-        return _("row %(row)d: %(message)s") % {"row": self.row, "message": self.message}
 
 
 @dataclass
@@ -90,120 +70,6 @@ class ImportResult:
             "rows": self.rows, "created": self.created, "updated": self.updated, "moved": self.moved,
             "unchanged": self.unchanged, "types_created": list(self.types_created),
         }  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------------
-# Reading the file
-
-
-def _cell_text(value) -> str:
-    """A cell as text: numbers typed into Excel (division codes!) lose their ``.0``."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _unescape(text: str) -> str:
-    # An exported CSV protects cells that look like formulas with a leading apostrophe; take it off.
-    if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_START:
-        return text[1:]
-    return text
-
-
-def decode_text(content: bytes) -> str:
-    """UTF-8 (with or without BOM) or, failing that, GB18030 (a superset of GBK and GB2312)."""
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return content.decode("gb18030")
-    except UnicodeDecodeError:
-        raise ServiceError(
-            _("The file is neither UTF-8 nor GBK/GB18030 text; save it as CSV UTF-8."), field="file"
-        ) from None
-
-
-def read_table(filename: str, content: bytes) -> list[tuple[int, list[str]]]:
-    """The non-empty rows of a CSV or XLSX file as (row number, cells); the header is the first row.
-
-    Row numbers are those a spreadsheet shows (CSV: the record's number, header = 1).
-    """
-    suffix = PurePath(filename or "").suffix.lower()
-    if suffix == ".csv":
-        text = decode_text(content)
-        try:
-            rows = [(n, [_unescape(c.strip()) for c in cells])
-                    for n, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)]  # fmt: skip
-        except csv.Error as exc:
-            raise ServiceError(_("The CSV file cannot be read: %(e)s") % {"e": exc}, field="file") from None
-    elif suffix == ".xlsx":
-        rows = _read_xlsx(content)
-    elif suffix in (".xls", ".et", ".ods", ".numbers"):
-        raise ServiceError(
-            _("“%(f)s” is not supported; save it as .xlsx or .csv.") % {"f": PurePath(filename).name},
-            field="file",
-        )
-    else:
-        raise ServiceError(
-            _("Unsupported file type “%(s)s”: use .csv or .xlsx.") % {"s": suffix or filename}, field="file"
-        )
-    rows = [(n, cells) for n, cells in rows if any(cells)]
-    if not rows:
-        raise ServiceError(_("The file is empty."), field="file")
-    return rows
-
-
-def _read_xlsx(content: bytes) -> list[tuple[int, list[str]]]:
-    import zipfile
-
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise ServiceError(
-            _("The file is not a readable .xlsx workbook (%(e)s).") % {"e": exc.__class__.__name__},
-            field="file",
-        ) from None
-    try:
-        sheet = workbook.worksheets[0]
-        sheet.reset_dimensions()  # some writers record a wrong sheet size; read what is there
-        rows = []
-        for cells in sheet.iter_rows():
-            number = next((c.row for c in cells if getattr(c, "row", None)), None)
-            values = [_cell_text(c.value) for c in cells]
-            if number is not None:
-                rows.append((number, values))
-        return rows
-    finally:
-        workbook.close()
-
-
-def map_header(
-    header: list[str], columns: dict[str, tuple[str, ...]], *, row: int = 1
-) -> tuple[dict[str, int], list[RowError]]:
-    """Which cell holds each column. Unknown headers are ignored; missing or repeated ones are errors."""
-    aliases = {alias.casefold(): name for name, names in columns.items() for alias in names}
-    index: dict[str, int] = {}
-    errors: list[RowError] = []
-    for i, raw in enumerate(header):
-        name = aliases.get(raw.replace("\ufeff", "").strip().casefold())
-        if name is None:
-            continue
-        if name in index:
-            errors.append(RowError(row, name, raw, _("The column “%(c)s” appears twice.") % {"c": name}))
-        else:
-            index[name] = i
-    for name, names in columns.items():
-        if name not in index:
-            errors.append(RowError(row, name, "", _("The required column “%(c)s” (%(alias)s) is missing.")
-                                   % {"c": name, "alias": " / ".join(names)}))  # fmt: skip
-    return index, errors
 
 
 # ---------------------------------------------------------------------------------------------------

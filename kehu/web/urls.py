@@ -24,6 +24,7 @@ urlpatterns = [
     path("jobs/", jobs.job_list_view, name="job_list"),
     path("jobs/<int:pk>/", jobs.job_detail_view, name="job_detail"),
     path("people/", include("kehu.web.people_urls")),
+    path("customers/io/", include("kehu.web.customer_io_urls")),
     path("customers/", include("kehu.web.customer_urls")),
     path("audit/", include("kehu.web.audit_urls")),
 ]

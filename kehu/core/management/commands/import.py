@@ -23,6 +23,7 @@ from kehu.accounts.roles import Capability
 from kehu.core.context import request_context
 from kehu.core.errors import ServiceError
 from kehu.core.management.commands._common import acting_user
+from kehu.core.tabular import check_size
 
 MAX_ERRORS_SHOWN = 200
 
@@ -34,6 +35,8 @@ SUMMARY_LABELS = {
     "moved": pgettext_lazy("import summary", "moved"),
     "unchanged": pgettext_lazy("import summary", "unchanged"),
     "types_created": pgettext_lazy("import summary", "types_created"),
+    "rejected": pgettext_lazy("import summary", "rejected"),
+    "warnings": pgettext_lazy("import summary", "warnings"),
 }
 
 
@@ -69,6 +72,35 @@ IMPORT_KINDS: dict[str, ImportKind] = {
             ),
         ),  # fmt: skip
     ),
+    "customers": ImportKind(
+        service="kehu.customers.imports.customers_import",
+        capability=Capability.MANAGE_CUSTOMERS,
+        help="customers: code,name,kind,unit_code,division_code,credit_code,phone,address (+ optional columns)",
+        what=gettext_lazy("customers"),
+        options=(
+            Option(
+                ("--reason",),
+                "reason",
+                {
+                    "metavar": "TEXT",
+                    "default": "",
+                    "help": "why rows whose names look like existing customers are other customers (audited)",
+                },
+            ),
+        ),  # fmt: skip
+    ),
+    "contacts": ImportKind(
+        service="kehu.customers.imports.contacts_import",
+        capability=Capability.MANAGE_CUSTOMERS,
+        help="contacts: customer_code,name (+ title,decision_role,phone,birthday,preferences,relations,notes)",
+        what=gettext_lazy("contacts"),
+    ),
+    "agreements": ImportKind(
+        service="kehu.customers.imports.agreements_import",
+        capability=Capability.MANAGE_CUSTOMERS,
+        help="agreements: customer_code,number,signing_level,start_date,end_date (+ agreement_type,status,...)",
+        what=gettext_lazy("agreements"),
+    ),
 }
 
 
@@ -90,7 +122,10 @@ class Command(BaseCommand):
         kind = IMPORT_KINDS[options["kind"]]
         path = Path(options["file"])
         try:
+            check_size(path.stat().st_size)  # before reading it: a 100 MB file is refused at once
             content = path.read_bytes()
+        except ServiceError as exc:
+            raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(
                 _("Cannot read %(path)s: %(reason)s") % {"path": path, "reason": exc.strerror or exc}
@@ -108,6 +143,10 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             finally:
                 self._end_progress()
+        values = {"file": path.name, "username": user.username, "summary": self._summary(result.summary())}
+        if result.dry_run and (result.errors or getattr(result, "warnings", None)):
+            # What the rest of the file would do, before the problems that stop it.
+            self.stdout.write(_("Dry run, nothing written — %(file)s as %(username)s: %(summary)s.") % values)
         if result.errors:
             for error in result.errors[:MAX_ERRORS_SHOWN]:
                 self.stderr.write(str(error))
@@ -125,7 +164,21 @@ class Command(BaseCommand):
                 % {"n": len(result.errors), "file": path.name},
                 returncode=1,
             )
-        values = {"file": path.name, "username": user.username, "summary": self._summary(result.summary())}
+        warnings = getattr(result, "warnings", None) or []
+        for warning in warnings[:MAX_ERRORS_SHOWN]:
+            self.stderr.write(_("warning: %(w)s") % {"w": warning})
+        if warnings and not options.get("reason"):
+            raise CommandError(
+                ngettext(
+                    "%(n)d row of %(file)s looks like a record already in Kehu; nothing was imported. "
+                    "Check it, then run again with --reason TEXT saying why it is another one.",
+                    "%(n)d rows of %(file)s look like records already in Kehu; nothing was imported. "
+                    "Check them, then run again with --reason TEXT saying why they are other ones.",
+                    len(warnings),
+                )
+                % {"n": len(warnings), "file": path.name},
+                returncode=1,
+            )
         if result.dry_run:
             self.stdout.write(
                 _("Dry run, nothing written — would import %(file)s as %(username)s: %(summary)s.") % values
