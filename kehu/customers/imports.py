@@ -66,6 +66,7 @@ from kehu.customers.models import (
     CustomerSubType,
     DecisionRole,
     DivisionSequence,
+    RetiredCustomerCode,
     PaymentProfile,
     SigningLevel,
 )
@@ -592,6 +593,10 @@ class _CustomerImporter(_Importer):
                 problem = division_code_error(r.code[:6])
                 if problem:
                     add(n, "code", r.code, _("Customer code: digits 1 to 6 %(e)s.") % {"e": problem})
+                    r.code_ok = False
+                elif RetiredCustomerCode.objects.filter(code=r.code).exists():
+                    add(n, "code", r.code, _("This code belonged to a customer that was merged away; codes are "
+                                             "never reused."))  # fmt: skip
                     r.code_ok = False
         for name in self.TEXT_FIELDS:
             text = cells.get(name, "")

@@ -754,3 +754,15 @@ def test_a_number_registered_meanwhile_stops_the_import(people, org, monkeypatch
     assert [(e.row, e.field) for e in result.errors] == [(2, "")]
     assert "at the same moment" in result.errors[0].message and result.created == 0
     assert (Customer.objects.count(), audit_count()) == before
+
+
+def test_a_merged_away_code_is_refused(people, org):
+    from kehu.customers.models import RetiredCustomerCode
+
+    RetiredCustomerCode.objects.create(code="37010200077000", reason="merged")
+    header = "code,name,kind,unit_code,division_code,credit_code,phone,address\n"
+    content = (header + "37010200077000,泰山能源,institution,A1,370102,,,\n").encode()
+    with translation.override("en"):
+        result = customers_import(acting_user=people.alice, filename="c.csv", content=content)
+    assert not result.ok and "never reused" in str(result.errors[0])
+    assert not Customer.objects.filter(code="37010200077000").exists()
