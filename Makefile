@@ -8,7 +8,7 @@ export KEHU_DATA_DIR ?= $(CURDIR)/var
 STAMP := $(VENV)/.installed
 VENDOR := kehu/web/static/vendor/htmx.min.js
 
-.PHONY: demo test install install-dev frontend serve bench lint messages clean
+.PHONY: demo test install install-dev frontend serve bench bench-search lint messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,13 @@ test: install
 	KEHU_DEBUG=1 $(BIN)/python -m kehu.cli makemigrations --check --dry-run -v 0 || (echo "Model changes without a migration: run kehu makemigrations" && exit 1)
 	$(BIN)/pytest -q -n $${KEHU_TEST_WORKERS:-2} $(PYTEST_ARGS)
 
+# Every bench/bench_*.py (the customer search generates 1,000,000 customers per database: set
+# KEHU_BENCH_CUSTOMERS=100000 for a quicker run); bench-search runs only the customer search.
 bench: install
 	$(BIN)/python bench/run.py
+
+bench-search: install
+	$(BIN)/python bench/bench_customer_search.py $(BENCH_ARGS)
 
 messages: install
 	$(BIN)/python -m kehu.core.i18n compile

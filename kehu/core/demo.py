@@ -15,7 +15,9 @@ from __future__ import annotations
 import random
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
@@ -28,6 +30,7 @@ from kehu.accounts.services import RoleGrant, bootstrap_security_admin, user_cre
 from kehu.audit.services import audit_record
 from kehu.core.errors import ServiceError
 from kehu.core.gendata import NameMaker
+from kehu.customers.fakes import CustomerFaker, FakeCustomer
 from kehu.org.models import Unit, UnitType
 from kehu.org.services import unit_create, unit_type_create
 
@@ -145,6 +148,11 @@ class DemoResult:
     units_total: int = 0
     stations: int = 0
     users_total: int = 0
+    customers_created: int = 0
+    customers_total: int = 0
+    contacts_created: int = 0
+    agreements_created: int = 0
+    phones_created: int = 0
     seconds: float = 0.0
     logins: list[Login] = field(default_factory=list)
     password: str = DEMO_PASSWORD
@@ -152,7 +160,9 @@ class DemoResult:
 
     @property
     def changed(self) -> bool:
-        return bool(self.unit_types_created or self.units_created or self.users_created)
+        return bool(
+            self.unit_types_created or self.units_created or self.users_created or self.customers_created
+        )
 
 
 # ------------------------------------------------------------------ the plan (pure, deterministic)
@@ -215,8 +225,9 @@ def _admin(role: str, preferred: str) -> User | None:
     return holders.filter(username=preferred).first() or holders.order_by("pk").first()
 
 
-def demo_load(*, stdout=None) -> DemoResult:
-    """Load the demo province; creates only what is missing. ``stdout`` receives progress lines."""
+def demo_load(*, stdout=None, customers: bool = True) -> DemoResult:
+    """Load the demo province; creates only what is missing. ``stdout`` receives progress lines.
+    ``customers=False`` loads the organisation and the people only."""
     started = time.perf_counter()
     unit_specs, people = demo_plan()
     by_username = {p.username: p for p in people}
@@ -322,6 +333,17 @@ def demo_load(*, stdout=None) -> DemoResult:
                        "usernames": sorted(u.username for u in created)},
             )  # fmt: skip
 
+        # 7. The customers, with their contacts, agreements and phones.
+        if customers:
+            load_customers(units=units, acting=system, result=result)
+            say(
+                _("Customers: %(created)d created, %(existing)d already there.")
+                % {
+                    "created": result.customers_created,
+                    "existing": result.customers_total - result.customers_created,
+                }
+            )
+
     result.units_total = Unit.objects.filter(code__in=[s.code for s in unit_specs]).count()
     result.stations = sum(1 for s in unit_specs if s.type_code == "station")
     result.users_total = User.objects.filter(username__in=list(by_username)).count()
@@ -382,3 +404,288 @@ def role_holders() -> dict[str, int]:
     for role in RoleAssignment.objects.filter(user__is_active=True).values_list("role", flat=True):
         counts[role] = counts.get(role, 0) + 1
     return counts
+
+
+# ------------------------------------------------------------------ customers
+
+# How many customers the demo files where: a range per station, a fixed number per area (county-level
+# key accounts), per city and at the province. About 3,000 in all.
+STATION_CUSTOMERS = (22, 42)
+AREA_CUSTOMERS = 8
+CITY_CUSTOMERS = 20
+PROVINCE_CUSTOMERS = 30
+BRANCH_HEADS = 25  # institutions with one to three branches (分公司) in other cities
+NEAR_DUPLICATES = 8  # the same customer filed twice under another legal form: shows the duplicate warning
+DUPLICATE_REASON = "演示数据：两个单位分别报备，待核实是否同一客户"
+
+
+@dataclass
+class DemoCustomerSpec:
+    fake: FakeCustomer
+    unit_code: str
+    lead: str  # username of the lead manager (A)
+    backup: str | None  # and of the backup manager (B)
+    contacts: list = field(default_factory=list)  # FakeContact
+    phones: list = field(default_factory=list)  # (label, number) of the customer itself
+    agreements: list = field(default_factory=list)  # (FakeAgreement, signing level, signing unit code)
+    id_number: str = ""
+    parent: int | None = None  # index of the head office in the plan
+    similar_to: int | None = None  # index of the customer this one near-duplicates
+
+
+def demo_customer_plan(unit_specs: list[UnitSpec] | None = None, people: list[PersonSpec] | None = None):
+    """Every customer of the demo, head offices before their branches; the same on every call."""
+    if unit_specs is None or people is None:
+        unit_specs, people = demo_plan()
+    rng = random.Random(SEED + 2)
+    faker = CustomerFaker(SEED + 3)
+    units = {u.code: u for u in unit_specs}
+    roads = {
+        district_division: road_list for *_c, areas in CITIES for *_a, district_division, road_list in areas
+    }
+    managers: dict[str, list[str]] = {}  # unit code -> customer managers there and below
+    for p in people:
+        if p.role == Role.CUSTOMER_MANAGER:
+            code = p.unit_code
+            while code is not None:
+                managers.setdefault(code, []).append(p.username)
+                code = units[code].parent_code
+    plan: list[DemoCustomerSpec] = []
+
+    def pair(unit_code: str) -> tuple[str, str | None]:
+        pool = managers[unit_code]
+        lead = rng.choice(pool)
+        others = [m for m in pool if m != lead]
+        return lead, (rng.choice(others) if others and rng.random() < 0.7 else None)
+
+    def add(fake: FakeCustomer, unit: UnitSpec, manager_unit: str, level: str, agreement_share: float) -> int:
+        lead, backup = pair(manager_unit)
+        spec = DemoCustomerSpec(fake=fake, unit_code=unit.code, lead=lead, backup=backup)
+        for n in range(1 + int(rng.random() * 3)):
+            spec.contacts.append(faker.contact(fake, first=n == 0))
+        if fake.kind == "institution":
+            if rng.random() < 0.7:
+                spec.phones.append(("办公电话", faker.landline(fake.division_code)))
+        else:
+            spec.phones.append(("手机", spec.contacts[0].phone))  # the owner's own mobile
+            if rng.random() < 0.4 and spec.contacts[0].birthday:
+                spec.id_number = faker.id_card(fake.division_code, spec.contacts[0].birthday)
+        if rng.random() < agreement_share:
+            signing = {"station": unit.code, "county": unit.code if unit.type_code == "area" else unit.parent_code,
+                       "city": unit.code, "province": unit.code}[level]  # fmt: skip
+            spec.agreements.append((faker.agreement(unit_tag=signing), level, signing))
+            if level in ("city", "province") and rng.random() < 0.3:
+                spec.agreements.append((faker.agreement(unit_tag=signing, framework=True), level, signing))
+        plan.append(spec)
+        return len(plan) - 1
+
+    for unit in unit_specs:
+        if unit.type_code == "station":
+            for _n in range(rng.randint(*STATION_CUSTOMERS)):
+                fake = faker.customer(
+                    unit.division_code, institution_share=0.5, roads=roads.get(unit.division_code)
+                )
+                county = fake.kind == "institution" and rng.random() < 0.3
+                add(fake, unit, unit.code, "county" if county else "station",
+                    0.3 if fake.kind == "institution" else 0.05)  # fmt: skip
+        elif unit.type_code == "area":
+            for _n in range(AREA_CUSTOMERS):
+                fake = faker.institution(unit.division_code, roads=roads.get(unit.division_code))
+                add(fake, unit, unit.code, "county", 0.7)
+        elif unit.type_code == "city":
+            districts = [u for u in unit_specs if u.parent_code == unit.code]
+            for _n in range(CITY_CUSTOMERS):
+                place = rng.choice(districts).division_code
+                add(faker.institution(place, roads=roads.get(place)), unit, unit.code, "city", 0.8)
+    province = next(u for u in unit_specs if u.type_code == "province")
+    areas = [u for u in unit_specs if u.type_code == "area"]
+    for _n in range(PROVINCE_CUSTOMERS):
+        place = rng.choice(areas).division_code
+        add(faker.institution(place, roads=roads.get(place)), province, province.code, "province", 1.0)
+
+    # Branches: a few institutions have offices in other cities, each owned by a station there.
+    stations = [u for u in unit_specs if u.type_code == "station"]
+    heads = [i for i, s in enumerate(plan) if s.fake.kind == "institution"]
+    for head_index in rng.sample(heads, BRANCH_HEADS):
+        head = plan[head_index]
+        elsewhere = [s for s in stations if s.division_code[:4] != head.fake.division_code[:4]]
+        places: Counter[str] = Counter()
+        for station in rng.sample(elsewhere, rng.randint(1, 3)):
+            places[station.division_code] += 1
+            name, syllables = faker.branch_name(
+                head.fake, station.division_code, places[station.division_code]
+            )
+            lat, lon = faker.location(station.division_code)
+            branch = replace(head.fake, name=name, syllables=syllables, short_name="", short_syllables=(),
+                             division_code=station.division_code, credit_code=faker.credit_code(station.division_code),
+                             address=faker.address(station.division_code, roads.get(station.division_code)),
+                             latitude=lat, longitude=lon, status="active")  # fmt: skip
+            index = add(branch, station, station.code, "station", 0.0)
+            plan[index].parent = head_index
+
+    # Near-duplicates: another station of the same city files an existing company again.
+    companies = [i for i, s in enumerate(plan) if s.fake.credit_code.startswith("91") and s.parent is None]
+    for original_index in rng.sample(companies, NEAR_DUPLICATES):
+        original = plan[original_index]
+        same_city = [s for s in stations if s.division_code[:4] == original.fake.division_code[:4]
+                     and s.code != original.unit_code]  # fmt: skip
+        station = rng.choice(same_city)
+        index = add(faker.near_duplicate(original.fake), station, station.code, "station", 0.0)
+        plan[index].similar_to = original_index
+    return plan
+
+
+def load_customers(*, units: dict[str, Unit], acting: User, result: DemoResult) -> None:
+    """Create the demo's customers that are missing (recognised by name); their contacts, agreements and
+    phones come with them.
+
+    Why not ``customer_create`` for each: with its checks, duplicate search, scope re-checks and one
+    audit event per customer, contact, agreement and phone, 3,000 customers took about a minute. The
+    rows are written with ``bulk_create`` instead, exactly as the services would write them: codes
+    from each division's counter (``DivisionSequence``, row-locked and moved past the last code),
+    branch codes from their head office, ``name_key`` and ``search_tokens`` from the same functions,
+    phones encrypted with their blind index (numbers already in the archive are left out), and the
+    trail still gets one ``customer.create`` event per customer (with a snapshot, written with
+    ``audit_record_many`` by its lead manager) and one ``demo.customers`` event for the run.
+    """
+    from kehu.audit.services import AuditEntry, audit_record_many, snapshot
+    from kehu.core.crypto import blind_index
+    from kehu.core.gendata import ensure_sub_types
+    from kehu.customers.codes import MAX_SEQUENCE, format_code
+    from kehu.customers.duplicates import name_key
+    from kehu.customers.models import Agreement, Contact, Customer, CustomerPhone, DivisionSequence
+    from kehu.customers.personal import ID_PURPOSE, PHONE_PURPOSE
+    from kehu.customers.search import customer_search_tokens
+
+    plan = demo_customer_plan()
+    names = [s.fake.name for s in plan]
+    existing = dict(Customer.objects.filter(name__in=names).values_list("name", "pk"))
+    result.customers_total = len(plan)
+    todo = [i for i, s in enumerate(plan) if s.fake.name not in existing]
+    if not todo:
+        return
+    sub_types, sub_types_added = ensure_sub_types()
+    usernames = {s.lead for s in plan} | {s.backup for s in plan if s.backup}
+    users = {u.username: u for u in User.objects.filter(username__in=usernames, is_active=True)}
+    taken_credit = set(
+        Customer.objects.filter(credit_code__in=[plan[i].fake.credit_code for i in todo if plan[i].fake.credit_code])
+        .values_list("credit_code", flat=True)
+    )  # fmt: skip
+
+    # Codes: the next numbers of each division, under the counters' row locks.
+    divisions = {plan[i].fake.division_code for i in todo if plan[i].parent is None}
+    for code in sorted(divisions):
+        DivisionSequence.objects.get_or_create(division_code=code)
+    counters = {
+        c.division_code: c
+        for c in DivisionSequence.objects.select_for_update().filter(division_code__in=divisions)
+    }
+    heads = {i: Customer.objects.select_for_update().get(pk=existing[plan[i].fake.name])
+             for i in {plan[j].parent for j in todo if plan[j].parent is not None}
+             if plan[i].fake.name in existing}  # fmt: skip
+    now = timezone.now()
+    objects: dict[int, Customer] = {}
+    for i in todo:
+        spec, fake = plan[i], plan[i].fake
+        if spec.parent is None:
+            counter = counters[fake.division_code]
+            if counter.last_sequence >= MAX_SEQUENCE:
+                raise ServiceError(_("Division %(d)s has used all %(n)d customer numbers.")
+                                   % {"d": fake.division_code, "n": MAX_SEQUENCE})  # fmt: skip
+            counter.last_sequence += 1
+            code = format_code(fake.division_code, counter.last_sequence)
+        else:
+            head = objects.get(spec.parent) or heads[spec.parent]
+            head.last_branch += 1
+            code = head.code[:11] + f"{head.last_branch:03d}"
+        unit = units[spec.unit_code]
+        lead, backup = users.get(spec.lead), users.get(spec.backup) if spec.backup else None
+        created = now - timedelta(days=int(random.Random(i).random() * 900))
+        customer = Customer(
+            code=code, name=fake.name, short_name=fake.short_name, kind=fake.kind,
+            sub_type_id=sub_types.get(fake.sub_type),
+            credit_code="" if fake.credit_code in taken_credit else fake.credit_code,
+            legal_representative=fake.legal_representative, address=fake.address, division_code=fake.division_code,
+            latitude=fake.latitude, longitude=fake.longitude, payment_profile=fake.payment_profile,
+            business_scope=fake.business_scope, floor_area=fake.floor_area, status=fake.status,
+            owning_unit=unit, unit_path=unit.path, lead_manager=lead, backup_manager=backup, tags=fake.tags,
+            notes=fake.notes, name_key=name_key(fake.name),
+            search_tokens=customer_search_tokens(name=fake.name, short_name=fake.short_name, tags=fake.tags),
+            id_number=spec.id_number, id_number_index=blind_index(spec.id_number, purpose=ID_PURPOSE) if spec.id_number else "",
+            created_by=lead or acting, updated_by=lead or acting, created_at=created, updated_at=created,
+        )  # fmt: skip
+        if spec.parent is not None:
+            customer.parent = objects.get(spec.parent) or heads[spec.parent]
+        objects[i] = customer
+    # Head offices first (a branch points at its head), then the branches.
+    Customer.objects.bulk_create([objects[i] for i in todo if plan[i].parent is None], batch_size=500)
+    Customer.objects.bulk_create([objects[i] for i in todo if plan[i].parent is not None], batch_size=500)
+    for head in heads.values():  # head offices from an earlier run that got a missing branch back
+        Customer.objects.filter(pk=head.pk).update(last_branch=head.last_branch)
+    for counter in counters.values():
+        counter.save(update_fields=["last_sequence"])
+
+    contacts: list[tuple[int, Contact]] = []
+    for i in todo:
+        for n, c in enumerate(plan[i].contacts):
+            contacts.append((n, Contact(
+                customer=objects[i], name=c.name, title=c.title, decision_role=c.decision_role, birthday=c.birthday,
+                important_dates=c.important_dates, preferences=c.preferences, relations=c.relations,
+            )))  # fmt: skip
+    Contact.objects.bulk_create([c for _n, c in contacts], batch_size=1000)
+    agreements = [
+        Agreement(customer=objects[i], number=a.number, agreement_type=a.agreement_type,
+                  signing_unit=units[signing], signing_level=level,
+                  parties=f"甲方：{units[signing].name}；乙方：{plan[i].fake.name}", start_date=a.start_date,
+                  end_date=a.end_date, status=a.status)
+        for i in todo for a, level, signing in plan[i].agreements
+    ]  # fmt: skip
+    Agreement.objects.bulk_create(agreements, batch_size=1000)
+    phones = []
+    for i in todo:
+        phones += [
+            CustomerPhone(customer=objects[i], label=label, number=number) for label, number in plan[i].phones
+        ]
+    position = 0
+    for i in todo:
+        for n, c in enumerate(plan[i].contacts):
+            contact = contacts[position][1]
+            position += 1
+            if not (plan[i].fake.kind == "individual" and n == 0):  # an individual's own number is above
+                phones.append(
+                    CustomerPhone(customer=objects[i], contact=contact, label=c.title, number=c.phone)
+                )
+    for phone in phones:
+        phone.number_index = blind_index(phone.number, purpose=PHONE_PURPOSE)
+    taken_phones = set(
+        CustomerPhone.objects.filter(number_index__in=[p.number_index for p in phones]).values_list(
+            "number_index", flat=True
+        )
+    )
+    phones = [p for p in phones if p.number_index not in taken_phones]
+    CustomerPhone.objects.bulk_create(phones, batch_size=1000)
+
+    # The trail: one creation event per customer, by its lead manager, and one for the run.
+    by_actor: dict[int, list[AuditEntry]] = {}
+    for i in todo:
+        customer, spec = objects[i], plan[i]
+        extra = {"source": "kehu demo", "contacts": len(spec.contacts), "agreements": len(spec.agreements)}
+        if spec.similar_to is not None:
+            original = objects.get(spec.similar_to)
+            extra |= {"duplicate_reason": DUPLICATE_REASON, "similar_to": [original.code] if original else []}
+        by_actor.setdefault(customer.created_by_id, []).append(
+            AuditEntry(action="customer.create", obj=customer, changes=snapshot(customer), extra=extra)
+        )
+    actors = {u.pk: u for u in users.values()} | {acting.pk: acting}
+    for actor_id, entries in by_actor.items():
+        audit_record_many(actor=actors[actor_id], entries=entries)
+    result.customers_created = len(todo)
+    result.contacts_created = len(contacts)
+    result.agreements_created = len(agreements)
+    result.phones_created = len(phones)
+    audit_record(
+        actor=acting, action="demo.customers", object_type="customers.customer",
+        extra={"customers_created": len(todo), "contacts": len(contacts), "agreements": len(agreements),
+               "phones": len(phones), "phones_left_out": len(taken_phones), "sub_types_added": sub_types_added,
+               "credit_codes_left_out": len(taken_credit)},
+    )  # fmt: skip

@@ -11,8 +11,8 @@ from kehu.core.errors import ServiceError
 
 class Command(BaseCommand):
     help = (
-        "Load the demo data (a fuel-retail province company in Shandong with staff in every role) and print "
-        "the demo logins. Running it again changes nothing."
+        "Load the demo data (a fuel-retail province company in Shandong with staff in every role and about "
+        "3,000 customers) and print the demo logins. Running it again changes nothing."
     )
 
     def add_arguments(self, parser):
@@ -31,16 +31,17 @@ class Command(BaseCommand):
             return
         values = {
             "units": result.units_total, "stations": result.stations, "people": result.users_total,
-            "seconds": result.seconds,
+            "customers": result.customers_total, "seconds": result.seconds,
         }  # fmt: skip
         if result.changed:
             message = _(
-                "Demo loaded: %(units)d units (%(stations)d stations), %(people)d people, in %(seconds).1f s."
+                "Demo loaded: %(units)d units (%(stations)d stations), %(people)d people, %(customers)d customers, "
+                "in %(seconds).1f s."
             )
         else:
             message = _(
                 "Demo already loaded, nothing changed: %(units)d units (%(stations)d stations), "
-                "%(people)d people, in %(seconds).1f s."
+                "%(people)d people, %(customers)d customers, in %(seconds).1f s."
             )
         self.stdout.write(message % values + "\n")
         self.stdout.write(format_logins(result))
