@@ -66,8 +66,8 @@ from kehu.customers.models import (
     CustomerSubType,
     DecisionRole,
     DivisionSequence,
-    RetiredCustomerCode,
     PaymentProfile,
+    RetiredCustomerCode,
     SigningLevel,
 )
 from kehu.customers.personal import (

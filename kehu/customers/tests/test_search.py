@@ -160,9 +160,17 @@ def test_every_substring_of_a_name_finds_it(name, data):
 def test_wide_subtrees_are_filtered_row_by_row_with_the_same_answer(archive, people, org, monkeypatch):
     from kehu.customers import selectors
 
-    expected = (names(people.head_p, q="中国石化"), names(people.head_a), names(people.head_p, within=org.city_a))
+    expected = (
+        names(people.head_p, q="中国石化"),
+        names(people.head_a),
+        names(people.head_p, within=org.city_a),
+    )
     monkeypatch.setattr(selectors, "WIDE_SUBTREE", 0)
-    assert (names(people.head_p, q="中国石化"), names(people.head_a), names(people.head_p, within=org.city_a)) == expected
+    assert (
+        names(people.head_p, q="中国石化"),
+        names(people.head_a),
+        names(people.head_p, within=org.city_a),
+    ) == expected
     assert names(people.bob) == ["青岛中国石化加油站"]
     sql = str(customer_search(viewer=people.head_a).query)
     assert ('+"customers_customer"."unit_path"' in sql) == (connection.vendor == "sqlite")
