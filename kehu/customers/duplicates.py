@@ -203,7 +203,7 @@ def _fts_rows(group: tuple[str, ...], cap: int) -> list[tuple[int, str, str]]:
             query = " & ".join(f"'{t}'" for t in group)
             cursor.execute(
                 "SELECT id, code, name_key FROM customers_customer"
-                " WHERE search_tokens::tsvector @@ %s::tsquery LIMIT %s",
+                " WHERE search_vector @@ %s::tsquery LIMIT %s",
                 [query, cap],
             )
         else:
@@ -229,8 +229,6 @@ def _common_tokens() -> frozenset[str]:
     looks common, and every lookup is cheap)."""
     if connection.vendor != "postgresql":
         return frozenset()
-    from kehu.customers.search import PG_INDEX
-
     cached = _common.get(connection.alias)
     if cached is not None and time.monotonic() - cached[0] < COMMON_TTL:
         return cached[1]
@@ -238,8 +236,8 @@ def _common_tokens() -> frozenset[str]:
         cursor.execute(
             "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples"
             " FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename"
-            " WHERE s.tablename = %s AND s.attname = 'search_tokens'",
-            [PG_INDEX],
+            " WHERE s.tablename = %s AND s.attname = 'search_vector'",
+            ["customers_customer"],
         )
         row = cursor.fetchone()
     common = frozenset()

@@ -10,8 +10,9 @@ Each customer carries ``search_tokens``, a space-separated list built from its n
 * one hashed token per tag (``zz`` + hex, which no pinyin can start with).
 
 The database indexes the tokens with its own full-text machinery: an FTS5 table kept by triggers on
-SQLite, a GIN index on ``search_tokens::tsvector`` on PostgreSQL (the text is cast as a list of
-lexemes, with no parser or dictionary in between). Codes and credit codes are prefix ranges on their
+SQLite; on PostgreSQL a stored generated column ``search_vector`` (``search_tokens::tsvector``: the text
+cast as a list of lexemes, with no parser or dictionary in between) with a GIN index. The column exists
+only on PostgreSQL, created by ``ensure_search_index``; its statistics let the planner weigh a term. Codes and credit codes are prefix ranges on their
 own B-tree indexes; phones are exact matches on the blind index.
 
 A token that matches very many customers (一 character, or ``z``) is not worth fetching from the full-
@@ -39,7 +40,9 @@ MAX_INITIALS_TOKEN = 12
 CANDIDATE_CAP = 50_000
 TAG_TOKEN_PREFIX = "zz"
 FTS_TABLE = "customers_customer_fts"
-PG_INDEX = "customer_search_tokens_gin"
+PG_INDEX = "customer_search_vector_gin"
+PG_OLD_INDEX = "customer_search_tokens_gin"
+PG_VECTOR = '"customers_customer"."search_vector"'
 
 
 def fold(text: str) -> str:
@@ -146,7 +149,7 @@ def _is_dense(term: Term) -> bool:
         if connection.vendor == "postgresql":
             cursor.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM customers_customer"
-                " WHERE search_tokens::tsvector @@ %s::tsquery LIMIT %s) AS m",
+                " WHERE search_vector @@ %s::tsquery LIMIT %s) AS m",
                 [expression, CANDIDATE_CAP + 1],
             )
         else:
@@ -163,7 +166,7 @@ def _fts_candidates(term: Term) -> list[int] | None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                "SELECT id FROM customers_customer WHERE search_tokens::tsvector @@ %s::tsquery LIMIT %s",
+                "SELECT id FROM customers_customer WHERE search_vector @@ %s::tsquery LIMIT %s",
                 [expression, CANDIDATE_CAP + 1],
             )
         else:
@@ -179,7 +182,7 @@ def _fts_q(term: Term) -> Q:
     expression = _match_expression(term)
     if connection.vendor == "postgresql":
         # A condition on the row itself: the planner combines the GIN index with the other filters.
-        match = RawSQL('"customers_customer"."search_tokens"::tsvector @@ %s::tsquery', [expression],
+        match = RawSQL(f"{PG_VECTOR} @@ %s::tsquery", [expression],
                        output_field=BooleanField())  # fmt: skip
         return Q(match)
     return Q(pk__in=RawSQL(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s", [expression]))
@@ -198,8 +201,10 @@ def _token_filter(term: Term) -> Q:
 def _term_q(term: Term) -> Q:
     from kehu.customers.models import CustomerPhone
 
-    # A single letter starts a token of most customers: not worth asking the index.
-    dense = (term.prefix and not term.digits and len(term.tokens[0]) < 2) or _is_dense(term)
+    # A single letter starts a token of most customers: not worth asking the index. PostgreSQL weighs the
+    # other terms itself, from the statistics of the search vector; SQLite is asked how many hold it.
+    one_letter = term.prefix and not term.digits and len(term.tokens[0]) < 2
+    dense = one_letter or (connection.vendor != "postgresql" and _is_dense(term))
     if dense:
         q = _token_filter(term)
     else:
@@ -218,8 +223,14 @@ def _term_q(term: Term) -> Q:
 
         number = normalise_phone(digits)
         if phone_error(number) is None:
-            q |= Q(pk__in=CustomerPhone.objects.filter(number_index=blind_index(number, purpose=PHONE_PURPOSE))
-                   .values("customer_id"))  # fmt: skip
+            # Resolved first: a list of ids lets the database OR it with the other terms through indexes.
+            holders = list(
+                CustomerPhone.objects.filter(
+                    number_index=blind_index(number, purpose=PHONE_PURPOSE)
+                ).values_list("customer_id", flat=True)
+            )
+            if holders:
+                q |= Q(pk__in=holders)
     if term.credit:
         q |= Q(credit_code__gte=term.credit, credit_code__lt=term.credit + "~") & ~Q(credit_code="")
     return q
@@ -235,6 +246,8 @@ def search_q(q: str) -> Q:
 
 def tag_q(tag: str) -> Q:
     term = Term(tokens=(tag_token(tag),))
+    if connection.vendor == "postgresql":
+        return _fts_q(term)
     return _token_filter(term) if _is_dense(term) else _fts_q(term)
 
 
@@ -265,13 +278,7 @@ def ensure_search_index(conn=None) -> bool:
     conn = conn or connection
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql":
-            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [PG_INDEX])
-            if cursor.fetchone():
-                return False
-            cursor.execute(
-                f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON customers_customer USING gin ((search_tokens::tsvector))"
-            )
-            return True
+            return _ensure_postgresql_vector(cursor)
         if conn.vendor != "sqlite":
             return False
         cursor.execute(
@@ -284,3 +291,25 @@ def ensure_search_index(conn=None) -> bool:
             cursor.execute(statement)
         cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
         return True
+
+
+def _ensure_postgresql_vector(cursor) -> bool:
+    cursor.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'customers_customer'"
+        " AND column_name = 'search_vector' AND table_schema = current_schema()"
+    )
+    built = False
+    if cursor.fetchone() is None:
+        cursor.execute(
+            "ALTER TABLE customers_customer ADD COLUMN search_vector tsvector"
+            " GENERATED ALWAYS AS (search_tokens::tsvector) STORED"
+        )
+        built = True
+    cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [PG_INDEX])
+    if cursor.fetchone() is None:
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON customers_customer USING gin (search_vector)"
+        )
+        built = True
+    cursor.execute(f"DROP INDEX IF EXISTS {PG_OLD_INDEX}")
+    return built
