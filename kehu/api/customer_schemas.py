@@ -109,6 +109,55 @@ class CustomerOut(CustomerListItem):
     updated_by: PersonRef
 
 
+class PhoneIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(
+        ..., max_length=40, description="A mobile or landline number; spaces, dashes, +86 are accepted."
+    )
+    label: str = Field("", max_length=32, description="e.g. 办公室, 手机.")
+
+
+class IdNumberIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: str = Field(
+        ..., max_length=32, description="The 18-character ID card number (GB 11643); empty clears it."
+    )
+
+
+class IdNumberOut(Schema):
+    id_number: str = Field(..., description="Always masked (110***********001X), or empty.")
+
+
+class LookupIn(Schema):
+    """Exactly one of the two. In the body, not the URL: the numbers stay out of access logs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field("", max_length=40, description="A whole phone number (any spacing, +86 accepted).")
+    id_number: str = Field("", max_length=32, description="A whole 18-character ID card number.")
+
+
+class MergeIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    remove: str = Field(
+        ..., max_length=14, description="Code of the record merged into this one and then deleted."
+    )
+    reason: str = Field(
+        ..., max_length=500, description="Why the two records are one customer (kept in the audit trail)."
+    )
+
+
+class PhotoOut(Schema):
+    id: int
+    caption: str
+    uploaded_by: PersonRef
+    created_at: datetime
+    url: str = Field(..., description="Where to fetch the image (scoped like the customer).")
+
+
 class PersonalDataOut(Schema):
     phones: list[PhoneOut] = Field(..., description="In full.")
     id_number: str = Field(..., description="In full, or empty.")

@@ -1,8 +1,10 @@
-"""The customer archive: list and search, detail, create and edit, contacts, agreements, imports.
+"""The customer archive: list, search and exact lookup, detail, create, edit and merge, phones and the ID
+number, contacts, agreements and their attachments, photos, imports.
 
 Every customer is fetched through ``get_visible_or_404`` (out of scope answers 404 like missing) and
 every write goes through ``kehu.customers.services`` (which audits it). Phones and ID card numbers are
-masked in every answer (``customer_personal_data``) except ``POST /customers/{code}/reveal``.
+masked in every answer (``customer_personal_data``) except ``POST /customers/{code}/reveal``. Stored files
+(photos, agreement attachments) are served only through handlers that fetch them by the same scoping point.
 
 Answers about one customer are built here as plain dicts, never handed to a schema as model instances:
 ``Customer.id_number`` and ``Customer.phones`` hold the plaintext, and a schema reading them from the
@@ -11,9 +13,12 @@ model would send it out.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
-from typing import Annotated
+from typing import Annotated, get_type_hints
 
+from django.http import Http404
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from ninja import Field, File, Form, Query, Router, Schema, UploadedFile
 from ninja.pagination import paginate
@@ -32,41 +37,70 @@ from kehu.api.customer_schemas import (
     CustomerListItem,
     CustomerOut,
     CustomerPatch,
+    IdNumberIn,
+    IdNumberOut,
     JobOut,
+    LookupIn,
+    MergeIn,
     PersonalDataOut,
+    PhoneIn,
+    PhoneOut,
+    PhotoOut,
     RevealIn,
     SimilarNamesError,
 )
 from kehu.api.pagination import KehuPagination
 from kehu.api.schemas import Error, FieldError
 from kehu.core.errors import ServiceError, require_any
+from kehu.core.files import private_file_response
 from kehu.core.scoping import get_visible_or_404, ids_visible
 from kehu.core.tabular import SUPPORTED_SUFFIXES, check_size
 from kehu.customers.duplicates import SimilarNamesFound
+from kehu.customers.merge import customer_merge
 from kehu.customers.models import (
     Agreement,
     Contact,
     Customer,
     CustomerKind,
+    CustomerPhone,
+    CustomerPhoto,
     CustomerStatus,
     CustomerSubType,
 )
-from kehu.customers.personal import customer_personal_data, personal_data_reveal
+from kehu.customers.personal import (
+    customer_personal_data,
+    customer_set_id_number,
+    customers_by_id_number,
+    customers_by_phone,
+    id_card_error,
+    normalise_phone,
+    personal_data_reveal,
+    phone_add,
+    phone_error,
+    phone_remove,
+)
 from kehu.customers.selectors import (
     COUNT_CAP,
     ORDERINGS,
     CustomerFilters,
     capped_count,
+    customer_photos,
     customer_search,
     visible_customer_by_code,
 )
 from kehu.customers.services import (
+    ATTACHMENT_TYPES,
+    PHOTO_FORMATS,
     agreement_create,
+    agreement_delete,
     agreement_update,
     contact_create,
+    contact_delete,
     contact_update,
     customer_create,
     customer_update,
+    photo_add,
+    photo_delete,
 )
 from kehu.jobs.models import Job
 from kehu.jobs.services import job_progress, job_submit
@@ -98,6 +132,16 @@ class CappedPagination(KehuPagination):
         offset, limit = pagination.offset, min(pagination.limit, self.max_limit)
         count, capped = capped_count(queryset)
         return {"items": queryset[offset : offset + limit], "count": count, "count_capped": capped}
+
+
+def _typed(view):
+    """Real types in place of this module's string annotations, for a view under ``@paginate``.
+
+    ``@paginate`` wraps the view in a function of ninja's module, and ninja resolves the annotations it reads
+    through that wrapper against ninja's globals, where a schema of ours (a request body) is unknown.
+    """
+    view.__annotations__ = get_type_hints(view, include_extras=True)
+    return view
 
 
 # ---------------------------------------------------------------- input references
@@ -254,6 +298,37 @@ def _agreement_body(agreement: Agreement, visible_units: set[int]) -> dict:
     }
 
 
+def _masked_phone(viewer, customer: Customer, phone_id: int) -> dict:
+    return next(
+        p for p in customer_personal_data(viewer=viewer, customer=customer)["phones"] if p["id"] == phone_id
+    )
+
+
+def _add_phone(viewer, customer: Customer, payload: PhoneIn, contact: Contact | None = None) -> dict:
+    try:
+        phone = phone_add(acting_user=viewer, customer=customer, number=payload.number,
+                          label=payload.label.strip(), contact=contact)  # fmt: skip
+    except ServiceError as exc:
+        if exc.field == "phone":
+            exc.field = "number"  # the service calls it "phone"; the input here is `number`
+        raise
+    return _masked_phone(viewer, customer, phone.pk)
+
+
+def _photo_body(customer: Customer, photo: CustomerPhoto) -> dict:
+    url = reverse("api:customers_photos_file", kwargs={"code": customer.code, "photo_id": photo.pk})
+    return {
+        "id": photo.pk, "caption": photo.caption, "uploaded_by": _person_ref(photo.uploaded_by),
+        "created_at": photo.created_at, "url": url,
+    }  # fmt: skip
+
+
+def _binary(content_type: str, what: str) -> dict:
+    """The OpenAPI description of a 200 answer that is a file, not JSON."""
+    schema = {"type": "string", "format": "binary"}
+    return {"responses": {200: {"description": what, "content": {content_type: {"schema": schema}}}}}
+
+
 def _job_body(job: Job) -> dict:
     done, total = job_progress(job)
     return {**_values(job, JOB_PLAIN), "done": done, "total": total}
@@ -341,6 +416,43 @@ def customers_import(
     )  # fmt: skip
     job.refresh_from_db()  # without a broker the job has already run by now
     return Status(202, _job_body(job))
+
+
+# ---------------------------------------------------------------- exact lookup (before "/{code}")
+
+
+@router.post(
+    "/lookup",
+    response={200: list[CustomerListItem], 400: FieldError, 401: Error},
+    summary="Find customers by a whole phone or ID card number",
+    description=(
+        "Exact lookup through the encrypted numbers' blind indexes: send **either** `phone` (any spacing, "
+        "`+86` accepted) **or** `id_number`. A POST so that the number stays out of URLs and access logs; "
+        "it changes nothing. Answers the matching customers you may see (a phone belongs to one customer, "
+        "an ID number may be on several), as the list shows them: without phones or ID numbers. A number "
+        "registered outside your scope answers an empty list, exactly like an unknown one. A malformed "
+        "number answers 400 naming the field."
+    ),
+    operation_id="customers_lookup",
+)
+@paginate(CappedPagination)  # the list's page shape (one OpenAPI schema); a lookup never reaches the cap
+@_typed
+def customers_lookup(request, payload: LookupIn):
+    viewer = request.auth
+    phone, id_number = payload.phone.strip(), payload.id_number.strip().upper()
+    if bool(phone) == bool(id_number):
+        raise ServiceError(_("Send either a phone or an ID card number."))
+    if phone:
+        problem = phone_error(normalise_phone(phone))
+        if problem:
+            raise ServiceError(_("Phone: %(e)s.") % {"e": problem}, field="phone")
+        found = customers_by_phone(viewer=viewer, number=phone)
+    else:
+        problem = id_card_error(id_number)
+        if problem:
+            raise ServiceError(_("ID card number: %(e)s.") % {"e": problem}, field="id_number")
+        found = customers_by_id_number(viewer=viewer, id_number=id_number)
+    return found.select_related(*LIST_RELATED).order_by("code")
 
 
 # ---------------------------------------------------------------- one customer
@@ -439,6 +551,75 @@ def customers_reveal(request, code: str, payload: RevealIn | None = None):
     )
 
 
+# ---------------------------------------------------------------- phones and the ID number
+
+
+@router.get(
+    "/{code}/phones",
+    response={200: list[PhoneOut], 401: Error, 404: Error},
+    summary="List a customer's phones",
+    description=(
+        "The customer's own numbers and its contacts' (`contact` says whose), **masked** as in the "
+        "customer's detail, oldest first. Full numbers: `POST /customers/{code}/reveal`."
+    ),
+    operation_id="customers_phones_list",
+)
+@paginate(KehuPagination)
+def phones_list(request, code: str):
+    viewer = request.auth
+    return customer_personal_data(viewer=viewer, customer=_customer(viewer, code))["phones"]
+
+
+@router.post(
+    "/{code}/phones",
+    response={201: PhoneOut, 400: FieldError, 401: Error, 403: Error, 404: Error},
+    summary="Add a phone to a customer",
+    description=(
+        "A number of the customer itself (a contact's: `POST /customers/{code}/contacts/{id}/phones`). "
+        "A number already in the archive is refused (400, `code: duplicate`), naming the customer holding "
+        "it only if you may see it. Answered masked. Audited."
+    ),
+    operation_id="customers_phones_create",
+)
+def phones_create(request, code: str, payload: PhoneIn):
+    viewer = request.auth
+    return Status(201, _add_phone(viewer, _customer(viewer, code), payload))
+
+
+@router.delete(
+    "/{code}/phones/{int:phone_id}",
+    response={204: None, 401: Error, 403: Error, 404: Error},
+    summary="Remove a phone",
+    description="Removes one of the customer's numbers or one of its contacts'. Audited (the number masked). "
+    "A phone of another customer, or out of scope, answers 404.",
+    operation_id="customers_phones_delete",
+)
+def phones_delete(request, code: str, phone_id: int):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    phone = get_visible_or_404(CustomerPhone.objects.filter(customer=customer), viewer, pk=phone_id)
+    phone_remove(acting_user=viewer, phone=phone)
+    return Status(204, None)
+
+
+@router.put(
+    "/{code}/id-number",
+    response={200: IdNumberOut, 400: FieldError, 401: Error, 403: Error, 404: Error},
+    summary="Set a customer's ID card number",
+    description=(
+        "The ID card number of the individual customer or of the legal representative, checked against "
+        "GB 11643 (date of birth and check character); an empty `id_number` clears it. Answered **masked** "
+        "(the full value only through `reveal`). Audited, masked."
+    ),
+    operation_id="customers_id_number_set",
+)
+def id_number_set(request, code: str, payload: IdNumberIn):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    customer = customer_set_id_number(acting_user=viewer, customer=customer, id_number=payload.id_number)
+    return {"id_number": customer_personal_data(viewer=viewer, customer=customer)["id_number"]}
+
+
 # ---------------------------------------------------------------- contacts
 
 
@@ -486,6 +667,55 @@ def contacts_update(request, code: str, contact_id: int, payload: ContactPatch):
     contact = get_visible_or_404(Contact.objects.filter(customer=customer), viewer, pk=contact_id)
     contact = contact_update(acting_user=viewer, contact=contact, **payload.dict(exclude_unset=True))
     return _contact_body(contact, _masked_phones_by_contact(viewer, customer).get(contact.pk, []))
+
+
+@router.delete(
+    "/{code}/contacts/{int:contact_id}",
+    response={204: None, 401: Error, 403: Error, 404: Error},
+    summary="Remove a contact",
+    description="Removes the contact and its phones. Audited with what it held (its phones masked). A contact "
+    "of another customer, or out of scope, answers 404.",
+    operation_id="customers_contacts_delete",
+)
+def contacts_delete(request, code: str, contact_id: int):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    contact = get_visible_or_404(Contact.objects.filter(customer=customer), viewer, pk=contact_id)
+    contact_delete(acting_user=viewer, contact=contact)
+    return Status(204, None)
+
+
+@router.get(
+    "/{code}/contacts/{int:contact_id}/phones",
+    response={200: list[PhoneOut], 401: Error, 404: Error},
+    summary="List a contact's phones",
+    description="The contact's numbers, **masked**, oldest first. Remove one with "
+    "`DELETE /customers/{code}/phones/{id}`.",
+    operation_id="customers_contacts_phones_list",
+)
+@paginate(KehuPagination)
+def contact_phones_list(request, code: str, contact_id: int):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    contact = get_visible_or_404(Contact.objects.filter(customer=customer), viewer, pk=contact_id)
+    return _masked_phones_by_contact(viewer, customer).get(contact.pk, [])
+
+
+@router.post(
+    "/{code}/contacts/{int:contact_id}/phones",
+    response={201: PhoneOut, 400: FieldError, 401: Error, 403: Error, 404: Error},
+    summary="Add a phone to a contact",
+    description=(
+        "A number of the contact, kept with the customer's numbers (one number, one customer: a number "
+        "already in the archive is refused with `code: duplicate`). Answered masked. Audited."
+    ),
+    operation_id="customers_contacts_phones_create",
+)
+def contact_phones_create(request, code: str, contact_id: int, payload: PhoneIn):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    contact = get_visible_or_404(Contact.objects.filter(customer=customer), viewer, pk=contact_id)
+    return Status(201, _add_phone(viewer, customer, payload, contact=contact))
 
 
 # ---------------------------------------------------------------- agreements
@@ -552,6 +782,202 @@ def agreements_update(request, code: str, agreement_id: int, payload: AgreementP
     agreement = agreement_update(acting_user=viewer, agreement=agreement, **data)
     agreement = Agreement.objects.select_related("signing_unit").get(pk=agreement.pk)
     return _agreement_body(agreement, ids_visible(Unit, viewer, [agreement.signing_unit_id]))
+
+
+@router.delete(
+    "/{code}/agreements/{int:agreement_id}",
+    response={204: None, 401: Error, 403: Error, 404: Error},
+    summary="Remove an agreement",
+    description="For an agreement entered by mistake (one that has ended is better set to `ended`): removes it "
+    "and its attachment. Audited with what it held. Another customer's, or out of scope: 404.",
+    operation_id="customers_agreements_delete",
+)
+def agreements_delete(request, code: str, agreement_id: int):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    agreement = get_visible_or_404(Agreement.objects.filter(customer=customer), viewer, pk=agreement_id)
+    agreement_delete(acting_user=viewer, agreement=agreement)
+    return Status(204, None)
+
+
+@router.post(
+    "/{code}/agreements/{int:agreement_id}/attachment",
+    response={200: AgreementOut, 400: FieldError, 401: Error, 403: Error, 404: Error},
+    summary="Attach a file to an agreement",
+    description=(
+        "Upload the signed agreement as `multipart/form-data` with `attachment`: PDF, OFD, Word, Excel or "
+        "a JPEG/PNG/WebP image, checked by its content as well as its name, within the size limit. Replaces "
+        "any earlier attachment (whose file is then deleted). Stored under a random name. Audited."
+    ),
+    operation_id="customers_agreements_attach",
+)
+def agreements_attach(
+    request,
+    code: str,
+    agreement_id: int,
+    attachment: Annotated[UploadedFile, File(description="The file: .pdf, .ofd, .doc(x), .xls(x), images.")],
+):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    agreement = get_visible_or_404(Agreement.objects.filter(customer=customer), viewer, pk=agreement_id)
+    agreement = agreement_update(acting_user=viewer, agreement=agreement, attachment=attachment,
+                                 attachment_name=attachment.name or "")  # fmt: skip
+    agreement = Agreement.objects.select_related("signing_unit").get(pk=agreement.pk)
+    return _agreement_body(agreement, ids_visible(Unit, viewer, [agreement.signing_unit_id]))
+
+
+@router.delete(
+    "/{code}/agreements/{int:agreement_id}/attachment",
+    response={200: AgreementOut, 401: Error, 403: Error, 404: Error},
+    summary="Remove an agreement's attachment",
+    description="Deletes the attached file and answers the agreement (`has_attachment: false`). Audited. "
+    "An agreement without an attachment is answered unchanged.",
+    operation_id="customers_agreements_detach",
+)
+def agreements_detach(request, code: str, agreement_id: int):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    agreement = get_visible_or_404(Agreement.objects.filter(customer=customer), viewer, pk=agreement_id)
+    agreement = agreement_update(acting_user=viewer, agreement=agreement, remove_attachment=True)
+    agreement = Agreement.objects.select_related("signing_unit").get(pk=agreement.pk)
+    return _agreement_body(agreement, ids_visible(Unit, viewer, [agreement.signing_unit_id]))
+
+
+@router.get(
+    "/{code}/agreements/{int:agreement_id}/attachment",
+    response={401: Error, 404: Error},
+    summary="Download an agreement's attachment",
+    description=(
+        "The attached file itself (`Content-Disposition: attachment`, named after the customer code and the "
+        "agreement number), for anyone who may see the customer. No attachment, another customer's "
+        "agreement, or out of scope: 404."
+    ),
+    operation_id="customers_agreements_attachment",
+    openapi_extra=_binary("application/octet-stream", "The attached file."),
+)
+def agreements_attachment(request, code: str, agreement_id: int):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    agreement = get_visible_or_404(Agreement.objects.filter(customer=customer), viewer, pk=agreement_id)
+    if not agreement.attachment:
+        raise Http404("No attachment.")
+    ext = os.path.splitext(agreement.attachment.name)[1].lower().lstrip(".")
+    content_type = ATTACHMENT_TYPES.get(ext, ("application/octet-stream",))[0]
+    safe_number = "".join(c if c.isalnum() or c in "-_" else "_" for c in agreement.number)
+    return private_file_response(agreement.attachment, content_type=content_type, as_attachment=True,
+                         filename=f"{customer.code}-{safe_number}.{ext}")  # fmt: skip
+
+
+# ---------------------------------------------------------------- photos
+
+
+@router.get(
+    "/{code}/photos",
+    response={200: list[PhotoOut], 401: Error, 404: Error},
+    summary="List a customer's photos",
+    description="Photos of the premises (门头, 场地), newest first; `url` fetches the image.",
+    operation_id="customers_photos_list",
+)
+@paginate(KehuPagination)
+def photos_list(request, code: str):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    return [_photo_body(customer, p) for p in customer_photos(viewer=viewer, customer=customer)]
+
+
+@router.post(
+    "/{code}/photos",
+    response={201: PhotoOut, 400: FieldError, 401: Error, 403: Error, 404: Error},
+    summary="Add a photo",
+    description=(
+        "Upload a JPEG, PNG or WebP image as `multipart/form-data` with `image` (and an optional `caption`). "
+        "The content is checked (a file that is not really such an image, or is too large, answers 400 "
+        "with `field: image`) and stored under a random name. Audited."
+    ),
+    operation_id="customers_photos_create",
+)
+def photos_create(
+    request,
+    code: str,
+    image: Annotated[UploadedFile, File(description="A JPEG, PNG or WebP image.")],
+    caption: str = Form("", max_length=200, description="What it shows, e.g. 门头."),
+):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    photo = photo_add(acting_user=viewer, customer=customer, image=image, caption=caption)
+    return Status(201, _photo_body(customer, photo))
+
+
+@router.get(
+    "/{code}/photos/{int:photo_id}/file",
+    response={401: Error, 404: Error},
+    summary="Fetch a photo",
+    description="The image itself, for anyone who may see the customer; never cached by shared caches. "
+    "Another customer's photo, or out of scope: 404.",
+    operation_id="customers_photos_file",
+    url_name="customers_photos_file",
+    openapi_extra=_binary("image/*", "The image (JPEG, PNG or WebP)."),
+)
+def photos_file(request, code: str, photo_id: int):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    photo = get_visible_or_404(CustomerPhoto.objects.filter(customer=customer), viewer, pk=photo_id)
+    ext = os.path.splitext(photo.image.name)[1].lower().lstrip(".")
+    content_type = dict(PHOTO_FORMATS.values()).get(ext, "application/octet-stream")
+    return private_file_response(photo.image, content_type=content_type, as_attachment=False,
+                         filename=f"{customer.code}-{photo.pk}.{ext}")  # fmt: skip
+
+
+@router.delete(
+    "/{code}/photos/{int:photo_id}",
+    response={204: None, 401: Error, 403: Error, 404: Error},
+    summary="Remove a photo",
+    description="Removes the photo and its file. Audited. Another customer's photo, or out of scope: 404.",
+    operation_id="customers_photos_delete",
+)
+def photos_delete(request, code: str, photo_id: int):
+    viewer = request.auth
+    customer = _customer(viewer, code)
+    photo = get_visible_or_404(CustomerPhoto.objects.filter(customer=customer), viewer, pk=photo_id)
+    photo_delete(acting_user=viewer, photo=photo)
+    return Status(204, None)
+
+
+# ---------------------------------------------------------------- merging
+
+
+@router.post(
+    "/{code}/merge",
+    response={200: CustomerOut, 400: FieldError, 401: Error, 403: Error, 404: Error, 409: FieldError},
+    summary="Merge another record into this customer",
+    description=(
+        "Two records that are one customer: `{code}` is kept, `remove` (a customer code) is merged into it "
+        "and deleted. Its contacts, agreements, phones, photos and branches move over, its profile fills "
+        "this one's empty fields, its tags are added; its code is never handed out again. `reason` is "
+        "required and audited. `remove` unknown or outside your scope: 400 (`field: remove`); a head office "
+        "into its own branch, branches into a branch, the same record twice: 400; both records holding an "
+        "agreement with the same number: **409** (`code: agreement_clash`). Branches of `remove` outside "
+        "your scope: 403. Answers the kept customer."
+    ),
+    operation_id="customers_merge",
+)
+def customers_merge(request, code: str, payload: MergeIn):
+    viewer = request.auth
+    keep = _customer(viewer, code)
+    require_any(viewer, Capability.MANAGE_CUSTOMERS)
+    remove = visible_customer_by_code(viewer=viewer, code=payload.remove)
+    if remove is None:
+        raise ServiceError(
+            _("No customer with the code %(c)s within your scope.") % {"c": payload.remove.strip()},
+            field="remove",
+        )
+    try:
+        customer_merge(acting_user=viewer, keep=keep, remove=remove, reason=payload.reason)
+    except ServiceError as exc:
+        if exc.code != "agreement_clash":
+            raise
+        return Status(409, {"detail": exc.message, "field": exc.field, "code": exc.code})
+    return _customer_body(viewer, _customer(viewer, keep.code))
 
 
 # ---------------------------------------------------------------- jobs

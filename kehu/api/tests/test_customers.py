@@ -678,9 +678,9 @@ def test_openapi_lists_the_customer_endpoints(client):
         "/api/v1/customers/{code}": {"get", "patch"},
         "/api/v1/customers/{code}/reveal": {"post"},
         "/api/v1/customers/{code}/contacts": {"get", "post"},
-        "/api/v1/customers/{code}/contacts/{contact_id}": {"patch"},
+        "/api/v1/customers/{code}/contacts/{contact_id}": {"patch", "delete"},
         "/api/v1/customers/{code}/agreements": {"get", "post"},
-        "/api/v1/customers/{code}/agreements/{agreement_id}": {"patch"},
+        "/api/v1/customers/{code}/agreements/{agreement_id}": {"patch", "delete"},
         "/api/v1/jobs/{job_id}": {"get"},
     }
     for path, methods in expected.items():

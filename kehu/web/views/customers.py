@@ -15,7 +15,7 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -27,6 +27,7 @@ from kehu.accounts.roles import ADMIN_ROLES, Capability
 from kehu.accounts.selectors import unit_choices
 from kehu.core.divisions import division_name
 from kehu.core.errors import NotAllowed, ServiceError
+from kehu.core.files import private_file_response
 from kehu.core.scoping import get_visible_or_404
 from kehu.customers.duplicates import SimilarNamesFound
 from kehu.customers.models import Agreement, Contact, Customer, CustomerPhone, CustomerPhoto
@@ -589,19 +590,6 @@ def agreement_delete_view(request, code: str, pk: int):
     return redirect(_tab_url(customer, "agreements"))
 
 
-def _private_file(field_file, *, content_type: str, filename: str, as_attachment: bool) -> FileResponse:
-    """A stored file through a scoped view: never cached by shared caches, never sniffed as HTML."""
-    try:
-        handle = field_file.open("rb")
-    except (FileNotFoundError, ValueError):
-        raise Http404("The file is missing.") from None
-    response = FileResponse(handle, as_attachment=as_attachment, filename=filename, content_type=content_type)
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
-    return response
-
-
 @require_GET
 @reader
 def agreement_attachment(request, code: str, pk: int):
@@ -612,7 +600,7 @@ def agreement_attachment(request, code: str, pk: int):
     ext = os.path.splitext(agreement.attachment.name)[1].lower().lstrip(".")
     content_type = ATTACHMENT_TYPES.get(ext, ("application/octet-stream",))[0]
     safe_number = "".join(c if c.isalnum() or c in "-_" else "_" for c in agreement.number)
-    return _private_file(agreement.attachment, content_type=content_type, as_attachment=True,
+    return private_file_response(agreement.attachment, content_type=content_type, as_attachment=True,
                          filename=f"{customer.code}-{safe_number}.{ext}")  # fmt: skip
 
 
@@ -648,7 +636,7 @@ def photo_file(request, code: str, pk: int):
     content_type = types.get(ext) or mimetypes.guess_type(photo.image.name)[0] or "application/octet-stream"
     if not content_type.startswith("image/") or content_type == "image/svg+xml":
         content_type = "application/octet-stream"
-    return _private_file(photo.image, content_type=content_type, as_attachment=False,
+    return private_file_response(photo.image, content_type=content_type, as_attachment=False,
                          filename=f"{customer.code}-{photo.pk}.{ext}")  # fmt: skip
 
 
