@@ -13,7 +13,13 @@ import sys
 # development settings when no production secret is configured, instead of refusing to start.
 OFFLINE_COMMANDS = {"makemigrations", "makemessages", "compilemessages", "help"}
 
-ALIASES = {"gen-data": "gen_data", "rotate-data-keys": "rotate_data_keys", "--help": "help", "-h": "help"}
+ALIASES = {
+    "gen-data": "gen_data",
+    "rotate-data-keys": "rotate_data_keys",
+    "cleanup-files": "cleanup_files",
+    "--help": "help",
+    "-h": "help",
+}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -237,6 +237,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # The largest file an import takes (web upload, `kehu import`); bigger uploads are cut off while streaming.
 KEHU_MAX_UPLOAD_MB = env_int("KEHU_MAX_UPLOAD_MB", 50)
+# Uploaded import files of background jobs that ended more than this many days ago are deleted by
+# `kehu cleanup-files` (after a dry run the file waits there for "import this file now").
+KEHU_UPLOAD_RETENTION_DAYS = env_int("KEHU_UPLOAD_RETENTION_DAYS", 7)
 
 # Celery: Redis in production; with no broker configured tasks run in-process.
 CELERY_BROKER_URL = os.environ.get("KEHU_BROKER_URL", "")

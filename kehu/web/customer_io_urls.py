@@ -9,4 +9,5 @@ urlpatterns = [
     path("import/<int:pk>/run/", views.customers_import_run_view, name="customers_import_run"),
     path("import/<int:pk>/errors.csv", views.customers_import_errors_view, name="customers_import_errors"),
     path("export/", views.customers_export_view, name="customers_export"),
+    path("export/<int:pk>/file/", views.customers_export_file_view, name="customers_export_file"),
 ]

@@ -1,4 +1,5 @@
-"""Customer import (upload → background job) and export (download of the current filtered list).
+"""Customer import (upload → background job) and export (download of the current filtered list's
+customers, contacts or agreements; a large XLSX export → background job whose file its starter downloads).
 
 The upload is capped while it streams (``KEHU_MAX_UPLOAD_MB``): it goes to a temporary file on disk,
 never into memory, and stops at the limit. The import itself runs as a job (``kehu.customers.jobs``)
@@ -13,6 +14,7 @@ import io
 import tempfile
 
 from django import forms
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload, TemporaryFileUploadHandler
 from django.db import transaction
@@ -28,11 +30,17 @@ from kehu.core.errors import NotAllowed, ServiceError
 from kehu.core.scoping import get_visible_or_404
 from kehu.core.tabular import SUPPORTED_SUFFIXES, csv_cell, max_import_bytes
 from kehu.customers.exports import (
+    BACKGROUND_XLSX_ROWS,
     CONTENT_TYPES,
-    customers_export,
-    customers_export_csv_stream,
+    EXPORT_JOB_KINDS,
+    EXPORT_KINDS,
+    export_csv_stream,
     export_filename,
+    export_job_file,
+    export_job_submit,
+    export_row_count,
     may_export_customers,
+    records_export,
 )
 from kehu.jobs.models import Job
 from kehu.jobs.services import job_submit
@@ -46,6 +54,7 @@ IMPORT_KINDS = {
     "agreements": gettext_lazy("Agreements"),
 }
 JOB_KINDS = {f"{kind}_import": kind for kind in IMPORT_KINDS}
+EXPORT_LABELS = IMPORT_KINDS  # the same three: customers, contacts and decision makers, agreements
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -229,12 +238,22 @@ def _export_filters(request):
     return form.filters(), form
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @capability_required(Capability.VIEW_ORG)
 def customers_export_view(request):
-    """The current filtered list as CSV (streamed) or XLSX; masked, scoped and audited."""
+    """The current filtered list's customers, contacts or agreements (``what``) as CSV (streamed) or XLSX;
+    masked, scoped and audited.
+
+    An XLSX export of more than BACKGROUND_XLSX_ROWS rows is not written inside the request: the page
+    says so and offers to prepare it in the background (a POST starts the job and shows its page).
+    """
     if not may_export_customers(request.user):
         raise PermissionDenied(_("Your roles give you no customers to export."))
+    what = request.GET.get("what") or "customers"
+    if what not in EXPORT_KINDS:
+        return HttpResponseBadRequest(
+            _("Export customers, contacts or agreements, not “%(w)s”.") % {"w": what}
+        )
     fmt = request.GET.get("format", "xlsx")
     if fmt not in CONTENT_TYPES:
         return HttpResponseBadRequest(_("Export as csv or xlsx, not “%(f)s”.") % {"f": fmt})
@@ -242,17 +261,24 @@ def customers_export_view(request):
     if filters is None:
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         return HttpResponseBadRequest(_("The filter is not valid (%(p)s).") % {"p": problems})
-    filename = export_filename(fmt)
     try:
+        if request.method == "POST":
+            job = export_job_submit(acting_user=request.user, what=what, fmt=fmt, filters=filters)
+            return redirect("job_detail", pk=job.pk)
         if fmt == "csv":
             response = StreamingHttpResponse(
-                customers_export_csv_stream(acting_user=request.user, filters=filters),
+                export_csv_stream(what=what, acting_user=request.user, filters=filters),
                 content_type=CONTENT_TYPES["csv"],
             )
         else:
+            count, more = export_row_count(
+                viewer=request.user, what=what, filters=filters, cap=BACKGROUND_XLSX_ROWS
+            )
+            if more:
+                return _export_in_background(request, what=what, count=count)
             handle = tempfile.TemporaryFile()  # written in constant memory, then streamed from disk
             try:
-                customers_export(acting_user=request.user, fmt="xlsx", out=handle, filters=filters)
+                records_export(what=what, acting_user=request.user, fmt="xlsx", out=handle, filters=filters)
             except BaseException:
                 handle.close()
                 raise
@@ -262,6 +288,46 @@ def customers_export_view(request):
         raise PermissionDenied(exc.message) from None
     except ServiceError as exc:
         return HttpResponseBadRequest(exc.message)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(fmt, what)}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _export_in_background(request, *, what: str, count: int):
+    """The page offering a background job for an export too large to write while the browser waits."""
+    query = request.GET.copy()
+    query["format"] = "xlsx"
+    csv_query = query.copy()
+    csv_query["format"] = "csv"
+    return render(
+        request,
+        "web/customers/export_background.html",
+        {
+            "what": what,
+            "what_label": EXPORT_LABELS[what],
+            "threshold": f"{BACKGROUND_XLSX_ROWS:,}",
+            "count": f"{count:,}",
+            "action": f"{request.path}?{query.urlencode()}",
+            "csv_url": f"{request.path}?{csv_query.urlencode()}",
+        },
+    )
+
+
+@require_GET
+@login_required  # a job is its starter's alone: anyone else gets 404, whatever their roles
+def customers_export_file_view(request, pk: int):
+    """The file a background export wrote, for the person who started it (anyone else: 404)."""
+    job = get_visible_or_404(Job, request.user, pk=pk)  # a job is its starter's alone
+    if job.kind not in EXPORT_JOB_KINDS:
+        raise Http404("No such export.")
+    try:
+        handle = export_job_file(acting_user=request.user, job=job)
+    except NotAllowed as exc:
+        raise PermissionDenied(exc.message) from None
+    except ServiceError:
+        raise Http404("The file of this export is no longer kept.") from None
+    fmt = job.params.get("format", "xlsx")
+    response = FileResponse(handle, content_type=CONTENT_TYPES.get(fmt, "application/octet-stream"))
+    response["Content-Disposition"] = f'attachment; filename="{job.result.get("file_name") or "export"}"'
     response["Cache-Control"] = "no-store"
     return response

@@ -4,7 +4,7 @@ or ``--format``; FILE ``-`` writes to standard output).
 Each kind is one entry of ``EXPORT_KINDS``: a service taking ``acting_user, fmt`` plus the kind's own
 options, returning ``(filename, content, count)``; the service checks the capability and the scope.
 A kind with ``streams=True`` instead writes into a binary file it is given (``out=``) and returns the
-count, so that a million rows never sit in memory (customers).
+count, so that a million rows never sit in memory (customers, contacts, agreements).
 """
 
 from __future__ import annotations
@@ -116,6 +116,28 @@ EXPORT_KINDS: dict[str, ExportKind] = {
         what=gettext_lazy("customers"),
         counted=ngettext_lazy("%(n)d customer", "%(n)d customers", "n"),
         options=_customer_filter_options,  # a function: the choices come from the customer models
+        streams=True,
+        needs_as=True,
+    ),
+    "contacts": ExportKind(
+        service="kehu.customers.exports.contacts_export",
+        capability=Capability.MANAGE_CUSTOMERS,
+        help="the contacts of the customers the account may see (phones masked), in the format "
+        "`kehu import contacts` reads; the customer filters choose the customers",
+        what=gettext_lazy("contacts"),
+        counted=ngettext_lazy("%(n)d contact", "%(n)d contacts", "n"),
+        options=_customer_filter_options,
+        streams=True,
+        needs_as=True,
+    ),
+    "agreements": ExportKind(
+        service="kehu.customers.exports.agreements_export",
+        capability=Capability.MANAGE_CUSTOMERS,
+        help="the agreements of the customers the account may see, in the format `kehu import agreements` "
+        "reads; the customer filters choose the customers",
+        what=gettext_lazy("agreements"),
+        counted=ngettext_lazy("%(n)d agreement", "%(n)d agreements", "n"),
+        options=_customer_filter_options,
         streams=True,
         needs_as=True,
     ),
