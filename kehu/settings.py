@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "kehu.customers",
     "kehu.audit",
     "kehu.jobs",
+    "kehu.metrics",
+    "kehu.policies",
     "kehu.web",
     "kehu.api",
     "ninja",
@@ -240,6 +242,9 @@ KEHU_MAX_UPLOAD_MB = env_int("KEHU_MAX_UPLOAD_MB", 50)
 # Uploaded import files of background jobs that ended more than this many days ago are deleted by
 # `kehu cleanup-files` (after a dry run the file waits there for "import this file now").
 KEHU_UPLOAD_RETENTION_DAYS = env_int("KEHU_UPLOAD_RETENTION_DAYS", 7)
+# Parquet files beside the database: sales-fact snapshots and transaction ledgers (decision 0007). On
+# several servers, a directory every web and worker process shares, backed up with the database.
+KEHU_FACTS_DIR = os.environ.get("KEHU_FACTS_DIR", "") or str(DATA_DIR / "facts")
 
 # Celery: Redis in production; with no broker configured tasks run in-process.
 CELERY_BROKER_URL = os.environ.get("KEHU_BROKER_URL", "")

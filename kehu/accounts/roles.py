@@ -66,6 +66,11 @@ class Capability(enum.StrEnum):
     VIEW_PEOPLE = "view_people"
     MANAGE_CUSTOMERS = "manage_customers"  # create and edit customers in one's scope
     VIEW_PERSONAL_DATA = "view_personal_data"  # unmask phones and ID numbers (each time audited)
+    IMPORT_SALES = "import_sales"  # import transactions and monthly sales facts for customers in scope
+    MANAGE_POLICIES = "manage_policies"  # load, simulate and activate classification/grading policies
+    RUN_CLOSE = "run_close"  # run the monthly close for one's unit subtree
+    REQUEST_OVERRIDE = "request_override"  # ask for a manual override of a customer's result
+    APPROVE_OVERRIDE = "approve_override"  # approve or refuse overrides (at the level the policy requires)
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -78,6 +83,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_CUSTOMERS,
             Capability.VIEW_ORG,
             Capability.VIEW_PEOPLE,
+            Capability.REQUEST_OVERRIDE,
         }
     ),
     Role.AREA_MANAGER: frozenset(
@@ -86,6 +92,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_CUSTOMERS,
             Capability.VIEW_ORG,
             Capability.VIEW_PEOPLE,
+            Capability.REQUEST_OVERRIDE,
         }
     ),
     Role.STATION_MANAGER: frozenset(
@@ -94,6 +101,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_CUSTOMERS,
             Capability.VIEW_ORG,
             Capability.VIEW_PEOPLE,
+            Capability.REQUEST_OVERRIDE,
         }
     ),
     Role.UNIT_HEAD: frozenset(
@@ -103,10 +111,35 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.VIEW_ORG,
             Capability.VIEW_PEOPLE,
             Capability.EXPORT_UNITS,
+            Capability.IMPORT_SALES,
+            Capability.RUN_CLOSE,
+            Capability.MANAGE_POLICIES,
+            Capability.REQUEST_OVERRIDE,
+            Capability.APPROVE_OVERRIDE,
         }
     ),
-    Role.ANALYST: frozenset({Capability.VIEW_ORG, Capability.VIEW_PEOPLE, Capability.EXPORT_UNITS}),
-    Role.SYSTEM_ADMIN: frozenset({Capability.VIEW_ORG, Capability.MANAGE_UNITS, Capability.EXPORT_UNITS}),
+    Role.ANALYST: frozenset(
+        {
+            Capability.VIEW_ORG,
+            Capability.VIEW_PEOPLE,
+            Capability.EXPORT_UNITS,
+            Capability.IMPORT_SALES,
+            Capability.RUN_CLOSE,
+            Capability.MANAGE_POLICIES,
+        }
+    ),
+    # The system administrator runs the deployment's operations (pack set-up, sales imports, the monthly
+    # close) without seeing a customer: those services act on every customer for them, answer counts only.
+    Role.SYSTEM_ADMIN: frozenset(
+        {
+            Capability.VIEW_ORG,
+            Capability.MANAGE_UNITS,
+            Capability.EXPORT_UNITS,
+            Capability.IMPORT_SALES,
+            Capability.RUN_CLOSE,
+            Capability.MANAGE_POLICIES,
+        }
+    ),
     Role.SECURITY_ADMIN: frozenset({Capability.VIEW_ORG, Capability.VIEW_PEOPLE, Capability.MANAGE_USERS}),
     Role.AUDIT_ADMIN: frozenset({Capability.READ_AUDIT}),
 }

@@ -932,3 +932,229 @@ def _children(row, fake, faker, rng, unit, levels, leaf_depth, unit_tags, contac
             "number": phone_field.get_db_prep_save(number, connection),
             "number_index": blind_index(number, purpose=phone_purpose), "created_at": now_db,
         })  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sales: a month of transactions as CSV, and monthly facts for the months before it
+
+SALES_CHUNK = 2_000_000  # transactions generated and written at a time
+# (share of transactions, quantity range in thousandths, price in fen per unit of quantity); card is money.
+FUEL_MIX = (
+    ("gasoline", 0.55, (20, 200), 980_000),  # 0.020–0.200 t a fill, ¥9,800/t
+    ("diesel", 0.30, (50, 2000), 860_000),  # 0.050–2.000 t, ¥8,600/t
+    ("card", 0.15, (10_000, 500_000), 100),  # ¥100.00–¥5,000.00 (quantity in fen: money only)
+)
+
+
+@dataclass
+class SalesGenResult:
+    transactions: int = 0
+    customers: int = 0
+    csv_path: str = ""
+    csv_seconds: float = 0.0
+    history_months: int = 0
+    history_facts: int = 0
+    history_seconds: float = 0.0
+
+
+def _uniform(seed: int, n: int, offset: int = 0):
+    """``n`` seeded uniform floats in [0, 1) as a Polars expression (no numpy needed): the hash of the
+    row number, scaled."""
+    import polars as pl
+
+    return pl.int_range(offset, offset + n, dtype=pl.Int64).hash(seed).cast(pl.Float64) / float(2**64)
+
+
+def _sales_customers(prefix: str):
+    """Id, code and unit code of the generated customers of ``prefix``, in a seeded shuffled order so that
+    the large customers are spread over the tree."""
+    import polars as pl
+
+    from kehu.customers.models import Customer
+
+    queryset = (
+        Customer.objects.filter(owning_unit__code__startswith=f"{prefix}-")
+        .order_by("pk")
+        .values_list("pk", "code", "owning_unit__code")
+    )
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        raise ServiceError(
+            _("No generated customers under the prefix “%(prefix)s”: generate them first (--customers).")
+            % {"prefix": f"{prefix}-"},
+            field="prefix",
+        )
+    return pl.DataFrame(rows, schema={"customer_id": pl.Int64, "customer_code": pl.Utf8, "unit_code": pl.Utf8},
+                        orient="row")  # fmt: skip
+
+
+def _month_days(month) -> int:
+    import calendar
+
+    return calendar.monthrange(month.year, month.month)[1]
+
+
+def write_transactions_csv(*, customers, month, transactions: int, path, seed: int = 1) -> int:
+    """Write ``transactions`` seeded transactions of ``month`` over ``customers`` as CSV
+    (``txn_id,customer_code,date,product,quantity,amount,unit_code``), vectorised, in chunks.
+
+    Skewed like real sales: the customer is drawn as ``u³`` over the (shuffled) customer list, so a tenth
+    of the customers make nearly half the transactions and most make a handful or none.
+    """
+    import polars as pl
+
+    count = customers.height
+    days = _month_days(month)
+    thresholds, acc = [], 0.0
+    for _code, share, _range, _price in FUEL_MIX:
+        acc += share
+        thresholds.append(acc)
+    with open(path, "wb") as handle:
+        for start in range(0, transactions, SALES_CHUNK):
+            n = min(SALES_CHUNK, transactions - start)
+            pick = pl.select(
+                pl.int_range(start, start + n, dtype=pl.Int64).alias("n"),
+                (_uniform(seed * 7 + 1, n, start) ** 3 * count)
+                .cast(pl.Int64)
+                .clip(0, count - 1)
+                .alias("index"),
+                (_uniform(seed * 7 + 2, n, start) * days).cast(pl.Int32).alias("day0"),
+                _uniform(seed * 7 + 3, n, start).alias("kind"),
+                _uniform(seed * 7 + 4, n, start).alias("size"),
+            )
+            product = pl.when(pl.col("kind") < thresholds[0]).then(pl.lit(0))
+            for i, limit in enumerate(thresholds[1:-1], start=1):
+                product = product.when(pl.col("kind") < limit).then(pl.lit(i))
+            product = product.otherwise(pl.lit(len(FUEL_MIX) - 1))
+            frame = pick.with_columns(product.alias("p")).with_columns(
+                pl.col("p").replace_strict({i: m[0] for i, m in enumerate(FUEL_MIX)}, return_dtype=pl.Utf8).alias("product"),
+                (pl.col("p").replace_strict({i: m[2][0] for i, m in enumerate(FUEL_MIX)}, return_dtype=pl.Float64)
+                 + pl.col("size") * pl.col("p").replace_strict({i: m[2][1] - m[2][0] for i, m in enumerate(FUEL_MIX)},
+                                                               return_dtype=pl.Float64)).cast(pl.Int64).alias("qty"),
+                pl.col("p").replace_strict({i: m[3] for i, m in enumerate(FUEL_MIX)}, return_dtype=pl.Int64).alias("price"),
+            )  # fmt: skip
+            frame = frame.with_columns(
+                pl.when(pl.col("product") == "card").then(pl.col("qty"))
+                .otherwise(pl.col("qty") * pl.col("price") // 1000).alias("fen"),
+            ).join(customers.with_row_index("index").with_columns(pl.col("index").cast(pl.Int64)), on="index",
+                   how="left").sort("n")  # fmt: skip
+            card = pl.col("product") == "card"
+            out = frame.select(
+                pl.format("{}-{}-{}", pl.lit(f"{month:%Y%m}"), pl.lit(seed), pl.col("n")).alias("txn_id"),
+                "customer_code",
+                (pl.lit(month) + pl.duration(days=pl.col("day0"))).dt.to_string("%Y-%m-%d").alias("date"),
+                "product",
+                pl.when(card).then(pl.format("{}.{}", pl.col("qty") // 100, (pl.col("qty") % 100).cast(pl.Utf8).str.zfill(2)))
+                .otherwise(pl.format("{}.{}", pl.col("qty") // 1000, (pl.col("qty") % 1000).cast(pl.Utf8).str.zfill(3)))
+                .alias("quantity"),
+                pl.format("{}.{}", pl.col("fen") // 100, (pl.col("fen") % 100).cast(pl.Utf8).str.zfill(2)).alias("amount"),
+                "unit_code",
+            )  # fmt: skip
+            out.write_csv(handle, include_header=start == 0)
+    return transactions
+
+
+def history_facts(*, customers, month, seed: int = 1):
+    """Seeded facts of one month for the history: 60% of the customers buy gasoline, 40% diesel, 15% use
+    the card (the same customers every month, skipping one month in twenty); a customer's size (u³, stable
+    across months) scales its volumes, varying ±30% by month."""
+    import polars as pl
+
+    n = customers.height
+    salt = month.year * 12 + month.month
+    base = customers.select("customer_id").with_columns(
+        (_uniform(seed * 11 + 1, n) ** 3 * 400 + 0.05).alias("size"),  # tonnes a month for the largest ≈ 400
+    )
+    parts = []
+    for i, (code, share, _range, price) in enumerate(FUEL_MIX):
+        # Whether a customer buys a product is its own and stable; one month in twenty it buys none of it.
+        buys = _uniform(seed * 11 + 10 + i, n) < min(1.0, share + 0.05 if code != "gasoline" else 0.6)
+        skips = _uniform(seed * 11 + 100 * salt + 10 + i, n) < 0.05
+        factor = 0.7 + 0.6 * _uniform(seed * 11 + 100 * salt + 20 + i, n)
+        frame = base.with_columns((buys & ~skips).alias("active"), factor.alias("factor")).filter(
+            pl.col("active")
+        )
+        quantity = (pl.col("size") * pl.col("factor") * (1000 if code != "card" else 300_000)).cast(
+            pl.Int64
+        ) + 1
+        parts.append(frame.select(
+            "customer_id", pl.lit(code).alias("product"), quantity.alias("quantity_milli"),
+            (quantity * price // 1000 if code != "card" else quantity // 10).alias("amount_fen"),
+            (pl.col("factor") * 20).cast(pl.Int64).alias("txn_count"),
+            pl.lit(None, dtype=pl.Date).alias("first_date"), pl.lit(None, dtype=pl.Date).alias("last_date"),
+        ))  # fmt: skip
+    return pl.concat(parts)
+
+
+def generate_sales(
+    *,
+    prefix: str = "G",
+    seed: int = 1,
+    month,
+    transactions: int = 0,
+    transactions_file=None,
+    history_months: int = 0,
+    source: str = "history",
+    stdout=None,
+) -> SalesGenResult:
+    """Sales for the generated customers of ``prefix``: ``transactions`` transactions of ``month`` written
+    to ``transactions_file`` (to import with ``kehu import transactions``), and monthly facts of the
+    ``history_months`` months before ``month`` loaded straight through the facts' bulk path
+    (``metrics.services.write_month_facts``, source ``history``). The fuel-retail catalogue is created
+    when missing."""
+    from kehu.metrics.catalogues import CATALOGUES
+    from kehu.metrics.models import BatchKind, FactBatch, Product
+    from kehu.metrics.services import write_month_facts
+    from kehu.metrics.storage import FileSwap
+
+    result = SalesGenResult()
+    customers = _sales_customers(prefix)
+    result.customers = customers.height
+    for item in CATALOGUES["fuel-retail"]:
+        Product.objects.get_or_create(code=item["code"], defaults={
+            "name": item["name"], "unit": item["unit"], "group": item["group"], "quantity_decimals": item["scale"],
+        })  # fmt: skip
+    if transactions > 0:
+        if not transactions_file:
+            raise ServiceError(_("--transactions needs --transactions-file PATH."), field="transactions_file")
+        started = time.perf_counter()
+        result.transactions = write_transactions_csv(customers=customers, month=month, transactions=transactions,
+                                                     path=transactions_file, seed=seed)  # fmt: skip
+        result.csv_path = str(transactions_file)
+        result.csv_seconds = time.perf_counter() - started
+        if stdout is not None:
+            stdout.write(f"{transactions:,} transactions → {transactions_file} in {result.csv_seconds:.1f} s")
+    if history_months > 0:
+        started = time.perf_counter()
+        products = dict(Product.objects.values_list("code", "pk"))
+        months = []
+        for back in range(history_months, 0, -1):
+            index = month.year * 12 + month.month - 1 - back
+            months.append(month.replace(year=index // 12, month=index % 12 + 1, day=1))
+        swap = FileSwap()
+        try:
+            with transaction.atomic():
+                batch = FactBatch.objects.create(kind=BatchKind.MONTHLY_FACTS, source=source, file_name="gen-data",
+                                                 sha256="", months=[f"{m:%Y-%m}" for m in months])  # fmt: skip
+                for m in months:
+                    facts = history_facts(customers=customers, month=m, seed=seed)
+                    change = write_month_facts(month=m, source=source, batch=batch, facts=facts, mode="replace",
+                                               swap=swap, products=products)  # fmt: skip
+                    result.history_facts += change.written
+                    if stdout is not None:
+                        stdout.write(f"history {m:%Y-%m}: {facts.height:,} facts")
+                batch.facts_written = result.history_facts
+                batch.save(update_fields=["facts_written"])
+                audit_record(actor=None, actor_username="(gen-data)", action="gen_data.sales", object_type="metrics.factbatch", object_id=batch.pk,
+                             extra={"prefix": prefix, "seed": seed, "months": batch.months,
+                                    "facts": result.history_facts})  # fmt: skip
+                transaction.on_commit(swap.committed)
+        except BaseException:
+            swap.rolled_back()
+            raise
+        result.history_months = history_months
+        result.history_seconds = time.perf_counter() - started
+    return result

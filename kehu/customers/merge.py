@@ -56,6 +56,9 @@ class MergeRelation:
     model: type[models.Model]
     field: str
     check: Callable[..., None] | None = None
+    # ``move(keep=, remove=) -> int`` for rows that cannot simply be re-pointed (a month's sales fact of
+    # both customers is summed into one); None: an UPDATE of the foreign key.
+    move: Callable[..., int] | None = None
 
     @property
     def key(self) -> str:
@@ -67,12 +70,14 @@ class MergeRelation:
 _RELATIONS: dict[tuple[str, str], MergeRelation] = {}
 
 
-def register_merge_relation(model: type[models.Model], field: str = "customer", *, check=None) -> None:
+def register_merge_relation(
+    model: type[models.Model], field: str = "customer", *, check=None, move=None
+) -> None:
     """Make ``customer_merge`` move ``model`` rows whose ``field`` points at the removed customer."""
     target = model._meta.get_field(field)
     if not (target.many_to_one and target.related_model is Customer):
         raise TypeError(f"{model.__name__}.{field} is not a foreign key to Customer.")
-    _RELATIONS[(model._meta.label_lower, field)] = MergeRelation(model, field, check)
+    _RELATIONS[(model._meta.label_lower, field)] = MergeRelation(model, field, check, move)
 
 
 def merge_relations() -> list[MergeRelation]:
@@ -230,9 +235,12 @@ def customer_merge(*, acting_user, keep: Customer, remove: Customer, reason: str
         for relation in merge_relations():
             try:
                 with transaction.atomic():
-                    moved[relation.key] = relation.model._base_manager.filter(
-                        **{relation.field: remove_pk}
-                    ).update(**{relation.field: keep.pk})
+                    if relation.move is not None:
+                        moved[relation.key] = relation.move(keep=keep, remove=remove)
+                    else:
+                        moved[relation.key] = relation.model._base_manager.filter(
+                            **{relation.field: remove_pk}
+                        ).update(**{relation.field: keep.pk})
             except IntegrityError:
                 raise ServiceError(
                     _("The %(what)s of the two customers clash; nothing was merged.")

@@ -121,6 +121,11 @@ class Customer(models.Model):
                                        related_name="customers_backed")  # fmt: skip
     tags = models.JSONField(_("tags"), default=list, blank=True)
     notes = models.TextField(_("notes"), blank=True)
+    # The outputs of the latest monthly close (size, level, grade…) and the unit level it makes responsible:
+    # written by kehu.policies.close for the customers whose values changed; history in CloseResult.
+    standing = models.JSONField(_("classification"), default=dict, blank=True, editable=False)
+    standing_month = models.DateField(_("classified for"), null=True, blank=True, editable=False)
+    responsible_level = models.CharField(_("responsible level"), max_length=16, blank=True, editable=False)
     # The name reduced for duplicate checks (width, spaces, brackets, legal-form suffixes): see duplicates.py.
     name_key = models.CharField(max_length=200, db_index=True, editable=False, default="")
     # Space-separated search tokens (bigrams, pinyin, initials, tags) kept by the services: see search.py.
@@ -131,7 +136,7 @@ class Customer(models.Model):
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 
     objects = CustomerQuerySet.as_manager()
-    audit_exclude = ("name_key", "search_tokens")
+    audit_exclude = ("name_key", "search_tokens", "standing", "standing_month", "responsible_level")
 
     scope_policy = ScopePolicy(
         unit="owning_unit", unit_path="unit_path", owners=("lead_manager", "backup_manager")

@@ -122,7 +122,8 @@ def test_the_audit_trail_tells_the_story(pair, people, org):
     assert event.extra["reason"] == "同一家公司登记了两次"
     assert event.extra["moved"] == {
         "customers.contact": 1, "customers.agreement": 1, "customers.customerphone": 1,
-        "customers.customerphoto": 0, "branches": 1,
+        "customers.customerphoto": 0, "branches": 1, "metrics.salesfact": 0, "policies.closeresult": 0,
+        "policies.closechange": 0, "policies.override": 0,
     }  # fmt: skip
     assert event.extra["filled"] == [
         "short_name", "credit_code", "id_number", "address", "payment_profile", "business_scope", "floor_area",

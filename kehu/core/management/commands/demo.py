@@ -16,15 +16,28 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--quiet", action="store_true", help="print nothing")
+        from kehu.policies.packs import DEFAULT_PACK, PACKS
 
-    def handle(self, *args, quiet, **options):
+        parser.add_argument("--quiet", action="store_true", help="print nothing")
+        parser.add_argument("--pack", choices=PACKS, default=DEFAULT_PACK,
+                            help=f"the industry pack: its products, policy and 24 months of sales (default {DEFAULT_PACK})")  # fmt: skip
+
+    def handle(self, *args, quiet, pack, **options):
+        from django.utils import timezone
+
+        from kehu.accounts.models import User
         from kehu.core.demo import demo_load, format_logins
+        from kehu.metrics.demo_sales import demo_sales_load
+        from kehu.policies.packs import pack_install
 
         quiet = quiet or options.get("verbosity", 1) == 0
         try:
             with request_context(channel="cli"):
                 result = demo_load(stdout=None if quiet else self.stdout)
+                operator = User.objects.get(username="sysadmin")
+                pack_install(acting_user=operator, name=pack)
+                sales = demo_sales_load(acting_user=operator, pack=pack, today=timezone.localdate(),
+                                        stdout=None if quiet else self.stdout)  # fmt: skip
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         if quiet:
@@ -44,4 +57,11 @@ class Command(BaseCommand):
                 "%(people)d people, %(customers)d customers, in %(seconds).1f s."
             )
         self.stdout.write(message % values + "\n")
+        self.stdout.write(
+            _(
+                "Pack %(pack)s: %(facts)d monthly sales facts over %(months)d months; %(closed)d months closed."
+            )
+            % {"pack": pack, **sales}
+            + "\n"
+        )
         self.stdout.write(format_logins(result))

@@ -141,8 +141,33 @@ EXPORT_KINDS: dict[str, ExportKind] = {
         streams=True,
         needs_as=True,
     ),
+    "close-results": ExportKind(
+        service="kehu.policies.exports.close_results_export",
+        capability=Capability.RUN_CLOSE,
+        help="a closed month's results: customer_code, one column per policy output, explanation",
+        what=gettext_lazy("close results"),
+        counted=ngettext_lazy("%(n)d customer", "%(n)d customers", "n"),
+        options=(
+            Option(
+                ("--month",),
+                "month",
+                {"metavar": "YYYY-MM", "required": True, "help": "the closed month"},
+                convert=lambda user, value: _month(value),
+            ),
+        ),  # fmt: skip
+        streams=True,
+    ),
 }
 FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
+
+
+def _month(value: str):
+    from kehu.policies.services import parse_month
+
+    try:
+        return parse_month(value)
+    except ServiceError as exc:
+        raise CommandError(str(exc)) from None
 
 
 class Command(BaseCommand):
@@ -159,8 +184,12 @@ class Command(BaseCommand):
         for name, kind in EXPORT_KINDS.items():
             sub = kinds.add_parser(name, help=kind.help, description=f"Export {kind.help}.")
             sub.add_argument(
-                "file", metavar="FILE", help="where to write: a .csv or .xlsx file (- : standard output)"
+                "file",
+                metavar="FILE",
+                nargs="?",
+                help="where to write: a .csv or .xlsx file (- : standard output)",
             )
+            sub.add_argument("--output", "-o", dest="output", metavar="FILE", help="the same as FILE")
             sub.add_argument("--format", dest="format", choices=sorted(set(FORMATS.values())),
                              help="csv or xlsx (default: from FILE's extension)")  # fmt: skip
             sub.add_argument("--as", dest="as_user", metavar="USERNAME",
@@ -171,8 +200,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         kind = EXPORT_KINDS[options["export_kind"]]
-        to_stdout = options["file"] == "-"
-        path = Path(options["file"])
+        target = options["file"] or options["output"]
+        if not target or (options["file"] and options["output"]):
+            raise CommandError(_("Say where to write: FILE or --output FILE (one of them)."))
+        to_stdout = target == "-"
+        path = Path(target)
         fmt = options.get("format") or FORMATS.get(path.suffix.lower())
         if fmt is None:
             raise CommandError(

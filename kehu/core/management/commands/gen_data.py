@@ -45,14 +45,31 @@ class Command(BaseCommand):
         parser.add_argument("--index-during-load", action="store_true", dest="index_during_load",
                             help="keep the full-text index up to date row by row instead of building it once "
                                  "after the load (slower; for comparison)")  # fmt: skip
+        parser.add_argument("--month", default=None, metavar="YYYY-MM",
+                            help="the month of --transactions; --history-months are the months before it")  # fmt: skip
+        parser.add_argument("--transactions", type=int, default=0,
+                            help="write this many seeded transactions of --month over the generated customers "
+                                 "to --transactions-file (CSV for kehu import transactions)")  # fmt: skip
+        parser.add_argument("--transactions-file", dest="transactions_file", default=None, metavar="PATH",
+                            help="where --transactions writes its CSV")  # fmt: skip
+        parser.add_argument("--history-months", type=int, default=0, dest="history_months",
+                            help="load monthly sales facts (source history) for this many months before --month")  # fmt: skip
 
     def handle(self, *args, units, depth, people_per_unit, seed, prefix, password, customers, **options):
         from kehu.core.gendata import DEFAULT_PASSWORD, generate_customers, generate_org
 
         verbose = options.get("verbosity", 1) >= 1
         stdout = self.stdout if verbose else None
-        if units == 0 and customers <= 0:
-            raise CommandError(_("Nothing to do: --units 0 needs --customers."))
+        sales = options["transactions"] > 0 or options["history_months"] > 0
+        if units == 0 and customers <= 0 and not sales:
+            raise CommandError(
+                _("Nothing to do: --units 0 needs --customers, --transactions or --history-months.")
+            )
+        month = None
+        if sales:
+            month = self._month(options["month"])
+            if options["transactions"] < 0 or options["history_months"] < 0:
+                raise CommandError(_("--transactions and --history-months must not be negative."))
         if customers < 0:
             raise CommandError(_("--customers must not be negative."))
         try:
@@ -73,8 +90,34 @@ class Command(BaseCommand):
                     )  # fmt: skip
                     if verbose:
                         self._report_customers(found)
+                if sales:
+                    from kehu.core.gendata import generate_sales
+
+                    made = generate_sales(
+                        prefix=prefix, seed=seed, month=month, transactions=options["transactions"],
+                        transactions_file=options["transactions_file"], history_months=options["history_months"],
+                        stdout=stdout,
+                    )  # fmt: skip
+                    if verbose:
+                        self.stdout.write(
+                            _("Sales for %(customers)d customers: %(txns)d transactions of %(month)s written in "
+                              "%(csv).1f s; %(facts)d history facts over %(months)d months loaded in %(hist).1f s.")
+                            % {"customers": made.customers, "txns": made.transactions, "month": f"{month:%Y-%m}",
+                               "csv": made.csv_seconds, "facts": made.history_facts, "months": made.history_months,
+                               "hist": made.history_seconds}
+                        )  # fmt: skip
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
+
+    @staticmethod
+    def _month(text: str | None):
+        from datetime import date
+
+        try:
+            year, month = (int(part) for part in (text or "").split("-"))
+            return date(year, month, 1)
+        except ValueError:
+            raise CommandError(_("--month is required with sales options, as YYYY-MM (2026-10).")) from None
 
     def _report_org(self, result) -> None:
         roles = pgettext("list of counts", ", ").join(

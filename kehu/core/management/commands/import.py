@@ -2,8 +2,10 @@
 
 Each kind is one entry of ``IMPORT_KINDS``: the service that checks and applies the file, the
 capability the acting account needs, and any options of its own. A service takes
-``acting_user, filename, content, dry_run, progress`` plus those options as keyword arguments and
-returns a result with ``errors`` (each with ``row``, ``field``, ``message``) and ``summary()``.
+``acting_user, filename, content, dry_run, progress`` plus those options as keyword arguments (a kind
+with ``takes_path`` — the sales imports, whose files run to gigabytes — gets ``path`` instead of
+``content`` and reads the file itself) and returns a result with ``errors`` (each with ``row``,
+``field``, ``message``) and ``summary()``.
 Imports are all-or-nothing: with any error nothing is written and the command exits with status 1.
 Formats: docs/import-formats.md.
 """
@@ -37,6 +39,11 @@ SUMMARY_LABELS = {
     "types_created": pgettext_lazy("import summary", "types_created"),
     "rejected": pgettext_lazy("import summary", "rejected"),
     "warnings": pgettext_lazy("import summary", "warnings"),
+    "new": pgettext_lazy("import summary", "new"),
+    "duplicates": pgettext_lazy("import summary", "duplicates"),
+    "facts_written": pgettext_lazy("import summary", "facts_written"),
+    "facts_deleted": pgettext_lazy("import summary", "facts_deleted"),
+    "months": pgettext_lazy("import summary", "months"),
 }
 
 
@@ -56,6 +63,9 @@ class ImportKind:
     help: str  # argparse help, in English
     what: str  # translated noun for messages: “… may not import units”
     options: tuple[Option, ...] = ()
+    # The service takes ``path`` (and reads the file itself, in pieces) instead of ``content``: a month of
+    # transactions is over a gigabyte. No upload size limit applies to such a file given on the command line.
+    takes_path: bool = False
 
 
 IMPORT_KINDS: dict[str, ImportKind] = {
@@ -101,6 +111,42 @@ IMPORT_KINDS: dict[str, ImportKind] = {
         help="agreements: customer_code,number,signing_level,start_date,end_date (+ agreement_type,status,...)",
         what=gettext_lazy("agreements"),
     ),
+    "transactions": ImportKind(
+        service="kehu.metrics.imports.transactions_import",
+        capability=Capability.IMPORT_SALES,
+        help="sales transactions: txn_id,customer_code,date,product,quantity,amount (+ unit_code); .csv/.parquet/.xlsx",
+        what=gettext_lazy("transactions"),
+        options=(
+            Option(
+                ("--source",),
+                "source",
+                {
+                    "metavar": "NAME",
+                    "default": "default",
+                    "help": "the system the transactions come from (default: default)",
+                },
+            ),
+        ),  # fmt: skip
+        takes_path=True,
+    ),
+    "monthly-facts": ImportKind(
+        service="kehu.metrics.imports.monthly_facts_import",
+        capability=Capability.IMPORT_SALES,
+        help="monthly sales facts: customer_code,month,product,quantity,amount,txn_count; .csv/.parquet/.xlsx",
+        what=gettext_lazy("monthly sales facts"),
+        options=(
+            Option(
+                ("--source",),
+                "source",
+                {
+                    "metavar": "NAME",
+                    "default": "monthly",
+                    "help": "the system the facts come from (default: monthly)",
+                },
+            ),
+        ),  # fmt: skip
+        takes_path=True,
+    ),
 }
 
 
@@ -111,7 +157,8 @@ class Command(BaseCommand):
         kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND", title="kinds")
         for name, kind in IMPORT_KINDS.items():
             sub = kinds.add_parser(name, help=kind.help, description=f"Import {kind.help}.")
-            sub.add_argument("file", metavar="FILE", help="a .csv (UTF-8 or GBK) or .xlsx file")
+            sub.add_argument("file", metavar="FILE", help="a .csv (UTF-8 or GBK) or .xlsx file"
+                             + (" or .parquet file" if kind.takes_path else ""))  # fmt: skip
             sub.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
             sub.add_argument("--as", dest="as_user", metavar="USERNAME",
                              help="act as this account (default: the only system administrator)")  # fmt: skip
@@ -122,8 +169,12 @@ class Command(BaseCommand):
         kind = IMPORT_KINDS[options["kind"]]
         path = Path(options["file"])
         try:
-            check_size(path.stat().st_size)  # before reading it: a 100 MB file is refused at once
-            content = path.read_bytes()
+            if kind.takes_path:
+                path.stat()  # the service reads it; say at once when it is not there
+                file_argument = {"path": path}
+            else:
+                check_size(path.stat().st_size)  # before reading it: a 100 MB file is refused at once
+                file_argument = {"content": path.read_bytes()}
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
@@ -137,7 +188,7 @@ class Command(BaseCommand):
         extra = {option.dest: options[option.dest] for option in kind.options}
         with request_context(channel="cli"):
             try:
-                result = service(acting_user=user, filename=path.name, content=content,
+                result = service(acting_user=user, filename=path.name, **file_argument,
                                  dry_run=options["dry_run"], progress=self._progress, **extra)  # fmt: skip
             except ServiceError as exc:
                 raise CommandError(str(exc)) from None
