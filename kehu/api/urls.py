@@ -6,7 +6,7 @@ from ninja import NinjaAPI, Swagger
 
 from kehu.api.auth import default_auth
 from kehu.api.errors import install_error_handlers
-from kehu.api.routers import auth, customers, me, units, users
+from kehu.api.routers import auth, customers, me, policies, units, users
 
 DESCRIPTION = """\
 Kehu's REST API. Obtain a token with `POST /api/v1/auth/token` and send it as
@@ -39,3 +39,8 @@ api.add_router("/units", units.router)
 api.add_router("/users", users.router)
 api.add_router("/customers", customers.router)
 api.add_router("/jobs", customers.jobs_router)
+api.add_router("/customers", policies.customer_results_router)
+api.add_router("/sales", policies.sales_router)
+api.add_router("/policies", policies.policies_router)
+api.add_router("/close", policies.close_router)
+api.add_router("/overrides", policies.overrides_router)

@@ -15,7 +15,7 @@ class NavItem:
     key: str
     label: str
     url_name: str
-    capability: Capability | None  # None: every signed-in user
+    capability: Capability | tuple[Capability, ...] | None  # None: every signed-in user; a tuple: any of them
 
 
 NAVIGATION: tuple[NavItem, ...] = (
@@ -23,7 +23,17 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("org", _("Organisation"), "org_tree", Capability.VIEW_ORG),
     NavItem("people", _("People"), "people_list", Capability.VIEW_PEOPLE),
     NavItem("audit", _("Audit trail"), "audit_list", Capability.READ_AUDIT),
+    NavItem("close", _("Monthly close"), "close_home", (Capability.RUN_CLOSE, Capability.MANAGE_POLICIES)),
+    NavItem("overrides", _("Overrides"), "override_list", Capability.APPROVE_OVERRIDE),
 )
+
+
+def _allowed(item: NavItem, caps) -> bool:
+    if item.capability is None:
+        return True
+    if isinstance(item.capability, tuple):
+        return any(c in caps for c in item.capability)
+    return item.capability in caps
 
 
 def nav_items_for(user) -> list[dict]:
@@ -33,7 +43,7 @@ def nav_items_for(user) -> list[dict]:
     return [
         {"key": item.key, "label": item.label, "url": reverse(item.url_name)}
         for item in NAVIGATION
-        if item.capability is None or item.capability in caps
+        if _allowed(item, caps)
     ]
 
 

@@ -27,4 +27,5 @@ urlpatterns = [
     path("customers/io/", include("kehu.web.customer_io_urls")),
     path("customers/", include("kehu.web.customer_urls")),
     path("audit/", include("kehu.web.audit_urls")),
+    path("", include("kehu.web.policy_urls")),
 ]

@@ -91,7 +91,7 @@ TABS = (
     ("complaints", gettext_lazy("Complaints")),
 )
 # Filled by later features; until then the tab says so and shows no invented data.
-PLACEHOLDER_TABS = {"sales", "visits", "complaints"}
+PLACEHOLDER_TABS = {"visits", "complaints"}
 
 
 # ---------------------------------------------------------------- access
@@ -264,6 +264,10 @@ def _tab_context(request, customer: Customer, tab: str, **extra) -> dict:
             context["photo_form"] = extra.pop("photo_form", None) or PhotoForm()
     elif tab == "history":
         context["history"], context["history_more"] = customer_history(viewer=user, customer=customer)
+    elif tab == "sales":
+        from kehu.web.views.sales import sales_tab_context
+
+        context.update(sales_tab_context(user, customer))
     context.update(extra)
     return context
 
